@@ -1,0 +1,206 @@
+//! Conversation threads (`continuation_id`): stored through the `Store` port, re-sent to the
+//! provider on every turn (the vendor APIs are stateless), capped in turns, expiring after a
+//! configured time, and scoped to the session that created them unless configured otherwise.
+//!
+//! Each exchange appends the user and the assistant message with idempotency keys derived
+//! from (conversation, request id, role), so a retried request stores nothing twice and a
+//! restart loses no stored turn. A thread is created only when its first exchange succeeds.
+
+use crate::env::now_ms;
+use crate::error::ToolError;
+use crate::ports::{ConversationRecord, MessageRecord, MessageRole, NewMessage, Store};
+use crate::provider::types::ChatMessage;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits of conversation threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// Most user/assistant exchanges per thread.
+    pub max_turns: u32,
+    /// Lifetime of a thread from its creation.
+    pub ttl: Duration,
+    /// Allow continuing a thread from another session.
+    pub cross_session: bool,
+}
+
+impl Default for ConversationSettings {
+    fn default() -> Self {
+        ConversationSettings { max_turns: 20, ttl: Duration::from_secs(3 * 3600), cross_session: false }
+    }
+}
+
+/// An open thread: its record and its stored history.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    /// The stored record (not yet stored when `is_new`).
+    pub record: ConversationRecord,
+    /// Messages so far, oldest first.
+    pub history: Vec<MessageRecord>,
+    /// True for a thread that starts with this call.
+    pub is_new: bool,
+}
+
+impl Thread {
+    /// Exchanges made so far.
+    pub fn turns(&self) -> u32 {
+        (self.record.turn_count / 2) as u32
+    }
+
+    /// The history as chat messages.
+    pub fn messages(&self) -> Vec<ChatMessage> {
+        self.history.iter().map(|m| ChatMessage::text(m.role.as_str(), m.content.clone())).collect()
+    }
+}
+
+/// The thread service.
+pub struct Conversations {
+    store: Arc<dyn Store>,
+    settings: ConversationSettings,
+}
+
+fn bad(message: impl Into<String>) -> ToolError {
+    ToolError::InvalidArguments { field: "continuation_id".into(), message: message.into() }
+}
+
+fn unavailable(e: crate::ports::StoreError) -> ToolError {
+    ToolError::Unavailable(format!("conversation store: {e}"))
+}
+
+fn key(conversation: &str, request_id: &str, role: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(conversation.as_bytes());
+    h.update([0]);
+    h.update(request_id.as_bytes());
+    h.update([0]);
+    h.update(role.as_bytes());
+    format!("{:x}", h.finalize())
+}
+
+impl Conversations {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>, settings: ConversationSettings) -> Conversations {
+        Conversations { store, settings }
+    }
+
+    /// The limits.
+    pub fn settings(&self) -> ConversationSettings {
+        self.settings
+    }
+
+    /// Continue `continuation_id` (checked: exists, not expired, same session, under the turn
+    /// cap) or prepare a new thread for `tool`.
+    pub async fn open(&self, continuation_id: Option<&str>, session: &str, tool: &str) -> Result<Thread, ToolError> {
+        let now = now_ms();
+        let Some(cid) = continuation_id.map(str::trim).filter(|c| !c.is_empty()) else {
+            let id = uuid::Uuid::new_v4().to_string();
+            return Ok(Thread {
+                record: ConversationRecord {
+                    id: id.clone(),
+                    continuation_id: id,
+                    session_id: Some(session.to_string()),
+                    tool: tool.to_string(),
+                    model: None,
+                    provider: None,
+                    turn_count: 0,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    expires_at_ms: now + self.settings.ttl.as_millis() as i64,
+                    metadata: json!({}),
+                },
+                history: Vec::new(),
+                is_new: true,
+            });
+        };
+        let rec = self
+            .store
+            .get_conversation(cid)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| bad(format!("unknown continuation_id '{cid}'")))?;
+        if rec.expires_at_ms <= now {
+            return Err(bad(format!("continuation_id '{cid}' has expired; start a new conversation")));
+        }
+        if !self.settings.cross_session && rec.session_id.as_deref().is_some_and(|s| s != session) {
+            return Err(bad(format!("continuation_id '{cid}' belongs to another session")));
+        }
+        if (rec.turn_count / 2) as u32 >= self.settings.max_turns {
+            return Err(bad(format!(
+                "continuation_id '{cid}' reached the turn limit ({}); start a new conversation",
+                self.settings.max_turns
+            )));
+        }
+        let history = self.store.list_messages(&rec.id, self.settings.max_turns * 2 + 2).await.map_err(unavailable)?;
+        Ok(Thread { record: rec, history, is_new: false })
+    }
+
+    /// Store a new thread's record now (idempotent), e.g. while the provider is working.
+    pub async fn create(&self, thread: &Thread) -> Result<(), ToolError> {
+        self.store.ensure_conversation(&thread.record).await.map_err(unavailable)
+    }
+
+    /// Store one exchange. Creates the thread (locking its model) on its first exchange.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_exchange(
+        &self,
+        thread: &mut Thread,
+        request_id: &str,
+        user: &str,
+        assistant: &str,
+        model: &str,
+        provider: &str,
+        metadata: Value,
+    ) -> Result<(), ToolError> {
+        if thread.is_new {
+            thread.record.model = Some(model.to_string());
+            thread.record.provider = Some(provider.to_string());
+        }
+        self.record_step(thread, request_id, (user, json!({})), (assistant, metadata), Some(model)).await
+    }
+
+    /// Store one user/assistant pair with their metadata, creating the thread on its first
+    /// pair without locking a model (workflow threads route every step afresh). `key_base` makes
+    /// the append idempotent: the same key stores nothing twice. `model` is recorded on the
+    /// assistant message when a model produced it.
+    pub async fn record_step(
+        &self,
+        thread: &mut Thread,
+        key_base: &str,
+        user: (&str, Value),
+        assistant: (&str, Value),
+        model: Option<&str>,
+    ) -> Result<(), ToolError> {
+        if thread.is_new {
+            self.store.ensure_conversation(&thread.record).await.map_err(unavailable)?;
+            thread.is_new = false;
+        }
+        let now = now_ms();
+        let conv = thread.record.id.clone();
+        let msgs: Vec<NewMessage> = [(MessageRole::User, user), (MessageRole::Assistant, assistant)]
+            .into_iter()
+            .map(|(role, (content, meta))| NewMessage {
+                conversation_id: conv.clone(),
+                role,
+                content: content.to_string(),
+                model: model.filter(|_| role == MessageRole::Assistant).map(str::to_string),
+                metadata: meta,
+                idempotency_key: key(&conv, key_base, role.as_str()),
+                created_at_ms: now,
+            })
+            .collect();
+        for rec in self.store.append_messages(&msgs).await.map_err(unavailable)? {
+            if !thread.history.iter().any(|h| h.id == rec.id) {
+                thread.history.push(rec);
+                thread.record.turn_count += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Exchanges left before the cap.
+    pub fn remaining(&self, thread: &Thread) -> u32 {
+        self.settings.max_turns.saturating_sub(thread.turns())
+    }
+}

@@ -1,0 +1,560 @@
+//! `SystemCoordinator`: the root of the supervision tree and owner of staged shutdown.
+//!
+//! States: `Running` → `Draining` (shutdown begun: no new connections or calls; sessions
+//! finish their in-flight calls up to the deadline) → `Flushing` (children drained, store
+//! flushed and closed) → `Stopped` (the actix `System` is stopped with exit code 0).
+//!
+//! Messages taken: [`ChildExited`] (a child died; sent by its [`ExitNotifier`] on drop, which
+//! also runs when a handler panics), [`RegisterSession`] / [`UnregisterSession`] (one per
+//! connection), [`AttachServer`] (how to pause and stop the HTTP server), [`Shutdown`]
+//! (SIGTERM/SIGINT or an operator), [`CrashChild`] (fault injection, only when enabled).
+//! Messages sent: [`Drain`] to children, [`DrainSession`] to sessions.
+//!
+//! actix does not restart a panicked actor by itself, so the coordinator keeps a factory per
+//! child and recreates it with exponential backoff; more than `restart_max` restarts within
+//! `restart_window_secs` mark the child `Failed` (health then reports not ready). Children's
+//! addresses live in [`ChildHandle`]s that the coordinator swaps on restart, so callers always
+//! reach the current instance.
+
+use crate::env::{now_ms, ChildState, ChildStatus, RuntimeState};
+use crate::metrics::Metrics;
+use crate::ports::Store;
+use crate::settings::CoreSettings;
+use actix::prelude::*;
+use futures_util::future::{BoxFuture, LocalBoxFuture};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Ask a child to finish its pending work (answered when done).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// Fault injection: the receiving child panics in its handler.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Crash(pub String);
+
+/// A child's instance ended (sent by its [`ExitNotifier`]).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ChildExited {
+    /// Child name.
+    pub name: &'static str,
+    /// Which incarnation ended.
+    pub generation: u64,
+}
+
+/// Held by a child actor; tells the coordinator when the actor is dropped (also on panic).
+pub struct ExitNotifier {
+    name: &'static str,
+    generation: u64,
+    to: Recipient<ChildExited>,
+}
+
+impl Drop for ExitNotifier {
+    fn drop(&mut self) {
+        self.to.do_send(ChildExited { name: self.name, generation: self.generation });
+    }
+}
+
+/// The current address of a supervised child (swapped on restart).
+pub struct ChildHandle<A: Actor>(Arc<RwLock<Option<Addr<A>>>>);
+
+impl<A: Actor> Clone for ChildHandle<A> {
+    fn clone(&self) -> Self {
+        ChildHandle(Arc::clone(&self.0))
+    }
+}
+
+impl<A: Actor> Default for ChildHandle<A> {
+    fn default() -> Self {
+        ChildHandle(Arc::new(RwLock::new(None)))
+    }
+}
+
+impl<A: Actor> ChildHandle<A> {
+    /// The live address, if the child is running.
+    pub fn get(&self) -> Option<Addr<A>> {
+        self.0.read().ok().and_then(|g| g.clone()).filter(|a| a.connected())
+    }
+
+    fn set(&self, addr: Addr<A>) {
+        if let Ok(mut g) = self.0.write() {
+            *g = Some(addr);
+        }
+    }
+}
+
+/// What the coordinator needs to know about a child, independent of its type.
+pub trait ChildSpec {
+    /// Child name (metrics label, health key).
+    fn name(&self) -> &'static str;
+    /// Create and start a new instance.
+    fn start(&self, exit: ExitNotifier);
+    /// Whether the current instance is alive.
+    fn alive(&self) -> bool;
+    /// Ask the instance to finish its pending work.
+    fn drain(&self) -> LocalBoxFuture<'static, ()>;
+    /// Fault injection.
+    fn crash(&self, reason: String) -> bool;
+}
+
+type Factory<A> = Arc<dyn Fn(ExitNotifier) -> A + Send + Sync>;
+
+/// A typed child: a factory plus the handle it fills, started on the coordinator's thread or
+/// on a given arbiter.
+pub struct Child<A: Actor> {
+    name: &'static str,
+    handle: ChildHandle<A>,
+    factory: Factory<A>,
+    arbiter: Option<actix_rt::ArbiterHandle>,
+}
+
+impl<A: Actor> Child<A> {
+    /// A child built by `factory` on the coordinator's thread, reachable through `handle`.
+    pub fn new(
+        name: &'static str,
+        handle: ChildHandle<A>,
+        factory: impl Fn(ExitNotifier) -> A + Send + Sync + 'static,
+    ) -> Self {
+        Child { name, handle, factory: Arc::new(factory), arbiter: None }
+    }
+
+    /// A child built by `factory` on `arbiter`'s thread (for actors owning non-`Send`
+    /// resources such as an HTTP client pool).
+    pub fn in_arbiter(
+        name: &'static str,
+        handle: ChildHandle<A>,
+        arbiter: actix_rt::ArbiterHandle,
+        factory: impl Fn(ExitNotifier) -> A + Send + Sync + 'static,
+    ) -> Self {
+        Child { name, handle, factory: Arc::new(factory), arbiter: Some(arbiter) }
+    }
+}
+
+impl<A> ChildSpec for Child<A>
+where
+    A: Actor<Context = Context<A>> + Handler<Drain> + Handler<Crash>,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn start(&self, exit: ExitNotifier) {
+        let addr = match &self.arbiter {
+            None => (self.factory)(exit).start(),
+            Some(arb) => {
+                let f = Arc::clone(&self.factory);
+                A::start_in_arbiter(arb, move |_| f(exit))
+            }
+        };
+        self.handle.set(addr);
+    }
+
+    fn alive(&self) -> bool {
+        self.handle.get().is_some()
+    }
+
+    fn drain(&self) -> LocalBoxFuture<'static, ()> {
+        let addr = self.handle.get();
+        Box::pin(async move {
+            if let Some(a) = addr {
+                let _ = a.send(Drain).await;
+            }
+        })
+    }
+
+    fn crash(&self, reason: String) -> bool {
+        match self.handle.get() {
+            Some(a) => a.try_send(Crash(reason)).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// A connection registers so that shutdown can reach it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    /// Connection id.
+    pub id: u64,
+    /// Where to send [`DrainSession`].
+    pub drain: Recipient<DrainSession>,
+}
+
+/// A connection ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterSession {
+    /// Connection id.
+    pub id: u64,
+}
+
+/// Sent to every session at shutdown: refuse new calls, finish in-flight ones by `deadline`,
+/// then close with 1001 (after the deadline, cancel what is left with an explicit error).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct DrainSession {
+    /// When remaining calls are cancelled.
+    pub deadline: Instant,
+}
+
+/// Begin staged shutdown.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    /// Why (logged).
+    pub reason: String,
+}
+
+/// Fault injection: crash the named child. Answers whether it was found and alive.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct CrashChild {
+    /// Child name.
+    pub name: String,
+}
+
+/// How the coordinator pauses and stops the HTTP server (provided by the transport layer).
+pub struct ServerControl {
+    /// Stop accepting new connections.
+    pub pause: Box<dyn Fn() -> BoxFuture<'static, ()> + Send>,
+    /// Stop the server (graceful: waits for open requests up to its own timeout).
+    pub stop: Box<dyn Fn() -> BoxFuture<'static, ()> + Send>,
+}
+
+/// Hand the coordinator its [`ServerControl`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachServer(pub ServerControl);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining,
+    Flushing,
+    Stopped,
+}
+
+struct ChildEntry {
+    spec: Box<dyn ChildSpec>,
+    generation: u64,
+    restarts: u32,
+    recent: VecDeque<Instant>,
+    state: ChildState,
+    last_restart_ms: Option<i64>,
+    last_exit: Option<String>,
+}
+
+/// The coordinator actor.
+pub struct SystemCoordinator {
+    settings: Arc<CoreSettings>,
+    runtime: Arc<RuntimeState>,
+    metrics: Metrics,
+    store: Arc<dyn Store>,
+    children: Vec<ChildEntry>,
+    sessions: HashMap<u64, Recipient<DrainSession>>,
+    server: Option<ServerControl>,
+    phase: Phase,
+    listen_signals: bool,
+    maintaining: bool,
+}
+
+impl SystemCoordinator {
+    /// A coordinator that will start `children` in order.
+    pub fn new(
+        settings: Arc<CoreSettings>,
+        runtime: Arc<RuntimeState>,
+        metrics: Metrics,
+        store: Arc<dyn Store>,
+        children: Vec<Box<dyn ChildSpec>>,
+        listen_signals: bool,
+    ) -> Self {
+        metrics.register_actor("coordinator");
+        for c in &children {
+            metrics.register_actor(c.name());
+        }
+        let children = children
+            .into_iter()
+            .map(|spec| ChildEntry {
+                spec,
+                generation: 0,
+                restarts: 0,
+                recent: VecDeque::new(),
+                state: ChildState::Starting,
+                last_restart_ms: None,
+                last_exit: None,
+            })
+            .collect();
+        SystemCoordinator {
+            settings,
+            runtime,
+            metrics,
+            store,
+            children,
+            sessions: HashMap::new(),
+            server: None,
+            phase: Phase::Running,
+            listen_signals,
+            maintaining: false,
+        }
+    }
+
+    fn publish(&self) {
+        let snapshot: Vec<ChildStatus> = self
+            .children
+            .iter()
+            .map(|c| ChildStatus {
+                name: c.spec.name().to_string(),
+                state: c.state,
+                restarts: c.restarts,
+                last_restart_ms: c.last_restart_ms,
+                last_exit: c.last_exit.clone(),
+            })
+            .collect();
+        if let Ok(mut g) = self.runtime.children.write() {
+            *g = snapshot;
+        }
+    }
+
+    fn start_child(&mut self, idx: usize, ctx: &mut Context<Self>) {
+        let me = ctx.address().recipient();
+        if let Some(c) = self.children.get_mut(idx) {
+            c.generation += 1;
+            let exit = ExitNotifier { name: c.spec.name(), generation: c.generation, to: me };
+            c.spec.start(exit);
+            c.state = ChildState::Running;
+            tracing::info!(child = c.spec.name(), generation = c.generation, "child started");
+        }
+        self.publish();
+    }
+
+    fn on_exit(&mut self, name: &str, generation: u64, why: &str, ctx: &mut Context<Self>) {
+        let Some(idx) = self.children.iter().position(|c| c.spec.name() == name) else { return };
+        let s = Arc::clone(&self.settings);
+        let c = &mut self.children[idx];
+        if c.generation != generation || c.state != ChildState::Running {
+            return;
+        }
+        if self.phase != Phase::Running {
+            c.state = ChildState::Stopped;
+            self.publish();
+            return;
+        }
+        c.last_exit = Some(why.to_string());
+        let now = Instant::now();
+        let window = Duration::from_secs(s.restart_window_secs);
+        while c.recent.front().is_some_and(|t| now.duration_since(*t) > window) {
+            c.recent.pop_front();
+        }
+        if c.recent.len() as u32 >= s.restart_max {
+            c.state = ChildState::Failed;
+            tracing::error!(child = name, restarts = c.restarts, "child restarted too often; giving up");
+            self.publish();
+            return;
+        }
+        let shift = c.recent.len().min(16) as u32;
+        let delay = s.restart_backoff_ms.saturating_mul(1u64 << shift).min(s.restart_backoff_max_ms);
+        c.recent.push_back(now);
+        c.restarts += 1;
+        c.last_restart_ms = Some(now_ms());
+        c.state = ChildState::Restarting;
+        self.metrics.actor_restarts.with_label_values(&[c.spec.name()]).inc();
+        tracing::error!(child = name, delay_ms = delay, reason = why, "child died; restarting");
+        self.publish();
+        ctx.run_later(Duration::from_millis(delay), move |act, ctx| {
+            if act.phase == Phase::Running {
+                act.start_child(idx, ctx);
+            }
+        });
+    }
+
+    fn begin_shutdown(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        tracing::info!(reason, sessions = self.sessions.len(), "staged shutdown: draining");
+        self.phase = Phase::Draining;
+        self.runtime.shutting_down.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(self.settings.shutdown_deadline_secs);
+        let pause = self.server.as_ref().map(|s| (s.pause)());
+        for r in self.sessions.values() {
+            r.do_send(DrainSession { deadline });
+        }
+        let fut = async move {
+            if let Some(p) = pause {
+                p.await;
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(move |_, act, ctx| act.wait_sessions(deadline, ctx)));
+    }
+
+    fn wait_sessions(&mut self, deadline: Instant, ctx: &mut Context<Self>) {
+        // Sessions cancel what is left at the deadline and then close; allow them a moment.
+        let hard = deadline + Duration::from_secs(3);
+        if self.sessions.is_empty() || Instant::now() >= hard {
+            if !self.sessions.is_empty() {
+                tracing::warn!(left = self.sessions.len(), "sessions still open after the drain deadline");
+            }
+            self.flush(ctx);
+            return;
+        }
+        ctx.run_later(Duration::from_millis(25), move |act, ctx| act.wait_sessions(deadline, ctx));
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Flushing;
+        tracing::info!("staged shutdown: stopping server, draining children, closing store");
+        let stop = self.server.as_ref().map(|s| (s.stop)());
+        let drains: Vec<_> = self.children.iter().rev().map(|c| c.spec.drain()).collect();
+        let store = Arc::clone(&self.store);
+        let fut = async move {
+            if let Some(s) = stop {
+                s.await;
+            }
+            for d in drains {
+                d.await;
+            }
+            store.close().await;
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, act, _| {
+            act.phase = Phase::Stopped;
+            for c in act.children.iter_mut() {
+                c.state = ChildState::Stopped;
+            }
+            act.publish();
+            tracing::info!("staged shutdown complete");
+            System::current().stop_with_code(0);
+        }));
+    }
+}
+
+impl Actor for SystemCoordinator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        for i in 0..self.children.len() {
+            self.start_child(i, ctx);
+        }
+        // Backstop: a child whose notifier somehow did not fire is still noticed.
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            let dead: Vec<(String, u64)> = act
+                .children
+                .iter()
+                .filter(|c| c.state == ChildState::Running && !c.spec.alive())
+                .map(|c| (c.spec.name().to_string(), c.generation))
+                .collect();
+            for (name, generation) in dead {
+                act.on_exit(&name, generation, "mailbox closed", ctx);
+            }
+        });
+        if self.listen_signals {
+            listen_for_signals(ctx);
+        }
+        // Store upkeep (SQLite WAL checkpoints) on a timer, off every request path.
+        ctx.run_interval(Duration::from_secs(2), |act, ctx| {
+            if act.maintaining || act.phase != Phase::Running {
+                return;
+            }
+            act.maintaining = true;
+            let store = Arc::clone(&act.store);
+            ctx.spawn(
+                async move {
+                    if let Err(e) = store.maintain().await {
+                        tracing::warn!(error = %e, "store maintenance failed");
+                    }
+                }
+                .into_actor(act)
+                .map(|_, act, _| act.maintaining = false),
+            );
+        });
+    }
+}
+
+#[cfg(unix)]
+fn listen_for_signals(ctx: &mut Context<SystemCoordinator>) {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    let me = ctx.address();
+    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT")] {
+        let me = me.clone();
+        match signal(kind) {
+            Ok(mut s) => {
+                actix_rt::spawn(async move {
+                    if s.recv().await.is_some() {
+                        me.do_send(Shutdown { reason: name.into() });
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, signal = name, "cannot listen for signal"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn listen_for_signals(ctx: &mut Context<SystemCoordinator>) {
+    let me = ctx.address();
+    actix_rt::spawn(async move {
+        if actix_rt::signal::ctrl_c().await.is_ok() {
+            me.do_send(Shutdown { reason: "ctrl-c".into() });
+        }
+    });
+}
+
+impl Handler<ChildExited> for SystemCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
+        self.on_exit(msg.name, msg.generation, "actor stopped or panicked", ctx);
+    }
+}
+
+impl Handler<RegisterSession> for SystemCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
+        if self.phase != Phase::Running {
+            msg.drain.do_send(DrainSession { deadline: Instant::now() });
+        }
+        self.sessions.insert(msg.id, msg.drain);
+    }
+}
+
+impl Handler<UnregisterSession> for SystemCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterSession, _: &mut Context<Self>) {
+        self.sessions.remove(&msg.id);
+    }
+}
+
+impl Handler<Shutdown> for SystemCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        self.begin_shutdown(&msg.reason, ctx);
+    }
+}
+
+impl Handler<AttachServer> for SystemCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachServer, _: &mut Context<Self>) {
+        self.server = Some(msg.0);
+    }
+}
+
+impl Handler<CrashChild> for SystemCoordinator {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CrashChild, _: &mut Context<Self>) -> bool {
+        self.children
+            .iter()
+            .find(|c| c.spec.name() == msg.name)
+            .map(|c| c.spec.crash(format!("requested crash of {}", msg.name)))
+            .unwrap_or(false)
+    }
+}

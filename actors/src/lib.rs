@@ -1,0 +1,25 @@
+//! exai-actors: the core of exai.
+//!
+//! Actors and their typed messages, the wire protocols (MCP JSON-RPC and the legacy EXAI
+//! op protocol), the tool registry and dispatcher, and the ports (traits) through which
+//! the core reaches storage and the world. No SQL and no HTTP client live here.
+
+pub mod breakers;
+pub mod catalog;
+pub mod conversation;
+pub mod coordinator;
+pub mod dispatch;
+pub mod env;
+pub mod error;
+pub mod files;
+pub mod limits;
+pub mod metrics;
+pub mod ports;
+pub mod protocol;
+pub mod provider;
+pub mod result_cache;
+pub mod session;
+pub mod settings;
+pub mod toollog;
+pub mod tools;
+pub mod watcher;

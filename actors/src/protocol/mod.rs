@@ -1,0 +1,9 @@
+//! Wire protocols spoken on the WebSocket port and `/mcp`.
+//!
+//! - [`jsonrpc`]: JSON-RPC 2.0 message parsing and response building (MCP framing).
+//! - [`mcp`]: MCP 2025-11-25 method semantics shared by every MCP transport.
+//! - [`legacy`]: the old EXAI op protocol (`hello`, `call_tool`, …) with its defects fixed.
+
+pub mod jsonrpc;
+pub mod legacy;
+pub mod mcp;

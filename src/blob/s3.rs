@@ -1,0 +1,173 @@
+//! S3-compatible blob store over `object_store` (AWS S3, MinIO, Supabase Storage's S3
+//! endpoint). Objects live at `<prefix>/<sha256>`. A put streams the file as a multipart
+//! upload to `<prefix>/tmp/<uuid>` (parts of `PART_BYTES`, at most `MAX_PARTS_IN_FLIGHT`
+//! buffered), hashing each chunk on the blocking pool, then copies the object to its
+//! content address (skipped when it exists) and deletes the temporary one.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use exai_actors::files::hash::DualHasher;
+use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, WriteMultipart};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::CHUNK_BYTES;
+
+/// Multipart part size (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts buffered or in flight at once.
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// Connection settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Bucket.
+    pub bucket: String,
+    /// Endpoint URL (empty = AWS).
+    pub endpoint: String,
+    /// Region.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Allow `http://` endpoints (local MinIO, tests).
+    pub allow_http: bool,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+    prefix: String,
+}
+
+fn backend(e: object_store::Error) -> BlobError {
+    BlobError::Backend(e.to_string())
+}
+
+impl S3BlobStore {
+    /// Build the client (no request is made).
+    pub fn new(s: &S3Settings) -> Result<S3BlobStore, BlobError> {
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(&s.region)
+            .with_access_key_id(&s.access_key_id)
+            .with_secret_access_key(&s.secret_access_key)
+            .with_allow_http(s.allow_http);
+        if !s.endpoint.is_empty() {
+            b = b.with_endpoint(&s.endpoint).with_virtual_hosted_style_request(false);
+        }
+        let store = b.build().map_err(backend)?;
+        Ok(S3BlobStore { store: Arc::new(store), prefix: s.prefix.trim_matches('/').to_string() })
+    }
+
+    fn key(&self, name: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(name)
+        } else {
+            ObjPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn blob_path(&self, sha256: &str) -> Result<ObjPath, BlobError> {
+        if !is_sha256_hex(sha256) {
+            return Err(BlobError::InvalidKey(sha256.chars().take(80).collect()));
+        }
+        Ok(self.key(sha256))
+    }
+
+    async fn upload_tmp(&self, path: &Path, tmp: &ObjPath) -> Result<BlobInfo, BlobError> {
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| BlobError::Io(e.to_string()))?;
+        let upload = self.store.put_multipart(tmp).await.map_err(backend)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut hasher = DualHasher::default();
+        loop {
+            let mut buf = vec![0u8; CHUNK_BYTES];
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(BlobError::Io(e.to_string()));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            let chunk = Bytes::from(buf);
+            let c = chunk.clone();
+            hasher = tokio::task::spawn_blocking(move || {
+                hasher.update(&c);
+                hasher
+            })
+            .await
+            .map_err(|e| BlobError::Io(format!("hashing task failed: {e}")))?;
+            writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await.map_err(backend)?;
+            writer.put(chunk);
+        }
+        writer.finish().await.map_err(backend)?;
+        let d = hasher.finish();
+        Ok(BlobInfo { key: d.sha256.clone(), sha256: d.sha256, xxh3: d.xxh3, size: d.size })
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {
+        let tmp = self.key(&format!("tmp/{}", uuid::Uuid::new_v4()));
+        let info = self.upload_tmp(path, &tmp).await?;
+        let dest = self.blob_path(&info.sha256)?;
+        let res = match self.store.head(&dest).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => self.store.copy(&tmp, &dest).await.map_err(backend),
+            Err(e) => Err(backend(e)),
+        };
+        let _ = self.store.delete(&tmp).await;
+        res.map(|_| BlobInfo { key: dest.to_string(), ..info })
+    }
+
+    async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        match self.store.head(&self.blob_path(sha256)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get_to_file(&self, sha256: &str, dest: &Path) -> Result<u64, BlobError> {
+        let res = match self.store.get(&self.blob_path(sha256)?).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(BlobError::NotFound(sha256.into())),
+            Err(e) => return Err(backend(e)),
+        };
+        let mut out = tokio::fs::File::create(dest).await.map_err(|e| BlobError::Io(e.to_string()))?;
+        let mut stream = res.into_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(backend)?;
+            out.write_all(&chunk).await.map_err(|e| BlobError::Io(e.to_string()))?;
+            n += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| BlobError::Io(e.to_string()))?;
+        Ok(n)
+    }
+
+    async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
+        match self.store.delete(&self.blob_path(sha256)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}

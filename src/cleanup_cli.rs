@@ -1,0 +1,112 @@
+//! `exai cleanup [--dry-run]`: asks the running server (`POST /admin/cleanup`, admin token
+//! from the config) to run one staged cleanup, draws a progress bar on stderr from
+//! `GET /admin/cleanup` while it runs, and prints the report as JSON on stdout. Exit code
+//! 0 when the run completed (or was a dry run or had nothing to do), 1 when it was aborted
+//! or had failures, 2 when it could not run.
+
+use crate::cli::CommonArgs;
+use crate::config::Config;
+use clap::Args;
+use serde_json::Value;
+use std::io::Write;
+use std::time::Duration;
+
+/// Flags of `exai cleanup`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CleanupArgs {
+    /// Report what would be deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Server base URL (default: http://<server.host>:<server.port>).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Config flags (the admin token comes from server.admin_token).
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Why `exai cleanup` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupCliError {
+    /// No admin token configured.
+    #[error("server.admin_token is not set: the cleanup endpoint needs it")]
+    NoToken,
+    /// HTTP failure.
+    #[error("cleanup request failed: {0}")]
+    Http(String),
+    /// The server refused.
+    #[error("server answered {status}: {body}")]
+    Refused {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+    },
+}
+
+fn base_url(cfg: &Config, explicit: Option<&str>) -> String {
+    if let Some(u) = explicit {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = match cfg.server.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    format!("http://{host}:{}", cfg.server.port)
+}
+
+fn draw(p: &Value) {
+    let (done, total) = (p["done"].as_u64().unwrap_or(0), p["total"].as_u64().unwrap_or(0));
+    let width = 30usize;
+    let filled = if total == 0 { 0 } else { (done.min(total) as usize * width) / total as usize };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r[{}{}] {:<16} {done}/{total}   ",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        p["stage"].as_str().unwrap_or("")
+    );
+    let _ = err.flush();
+}
+
+/// Run it; returns the exit code.
+pub fn run(args: &CleanupArgs, cfg: &Config) -> Result<i32, CleanupCliError> {
+    let token = cfg.server.admin_token.as_ref().map(|t| t.expose().to_string()).ok_or(CleanupCliError::NoToken)?;
+    let base = base_url(cfg, args.server.as_deref());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sys = actix_rt::System::new();
+    sys.block_on(async move {
+        let client = awc::Client::builder().timeout(Duration::from_secs(24 * 3600)).finish();
+        let url = format!("{base}/admin/cleanup?dry_run={}&trigger=cli", args.dry_run);
+        let post = client.post(url).bearer_auth(&token).send();
+        tokio::pin!(post);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut res = loop {
+            tokio::select! {
+                r = &mut post => break r.map_err(|e| CleanupCliError::Http(e.to_string()))?,
+                _ = tick.tick() => {
+                    if let Ok(mut r) = client.get(format!("{base}/admin/cleanup")).bearer_auth(&token).send().await {
+                        if let Ok(p) = r.json::<Value>().await {
+                            draw(&p);
+                        }
+                    }
+                }
+            }
+        };
+        eprintln!();
+        let status = res.status().as_u16();
+        let body = res.body().limit(64 << 20).await.map_err(|e| CleanupCliError::Http(e.to_string()))?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status != 200 {
+            return Err(CleanupCliError::Refused { status, body: text });
+        }
+        println!("{text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let outcome = v["summary"]["outcome"].as_str().unwrap_or("");
+        eprintln!("cleanup run {}: {outcome} ({})", v["run_id"], v["summary"]["notes"].as_str().unwrap_or(""));
+        Ok(if matches!(outcome, "completed" | "dry_run" | "nothing_to_do") { 0 } else { 1 })
+    })
+}

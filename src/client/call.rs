@@ -1,0 +1,96 @@
+//! `exai call TOOL --args JSON`: one tool call for scripts. The result JSON goes to stdout,
+//! progress (with `--progress`) and errors to stderr. Exit codes: 0 success, 1 tool error
+//! (`isError: true` / legacy `ok: false`), 2 usage or connection error (bad `--args`, server
+//! unreachable, JSON-RPC error such as an unknown tool, timeout).
+
+use super::{Client, ClientConfig, ClientError, Protocol};
+use serde_json::Value;
+use std::time::Duration;
+
+/// `exai call` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallArgs {
+    /// Tool name.
+    pub tool: String,
+    /// Tool arguments (a JSON object).
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub args: String,
+    /// Server WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8079/mcp")]
+    pub url: String,
+    /// Wire protocol.
+    #[arg(long, value_enum, default_value = "mcp")]
+    pub protocol: Protocol,
+    /// Server token (or EXAI_TOKEN).
+    #[arg(long, env = "EXAI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds to wait for the result.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Seconds to wait for a connection.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub connect_timeout: f64,
+    /// Print progress notifications to stderr.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
+}
+
+/// Run the command; returns the exit code.
+pub fn run(a: &CallArgs) -> u8 {
+    let arguments: Value = match serde_json::from_str(&a.args) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            eprintln!("exai call: --args must be a JSON object");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("exai call: --args is not valid JSON: {e}");
+            return 2;
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sys = actix_rt::System::new();
+    sys.block_on(async move {
+        let mut cfg = ClientConfig::new(a.url.clone(), a.protocol);
+        cfg.token = a.token.clone();
+        cfg.client_name = "exai-call".into();
+        cfg.connect_timeout = secs(a.connect_timeout);
+        cfg.ready_wait = secs(a.connect_timeout);
+        let client = Client::connect(cfg);
+        if let Err(e) = client.wait_ready(secs(a.connect_timeout)).await {
+            eprintln!("exai call: {e}");
+            return 2;
+        }
+        let progress = if a.progress {
+            let (tx, mut rx) = client.progress_channel();
+            actix_rt::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    eprintln!("progress: {p}");
+                }
+            });
+            Some(tx)
+        } else {
+            None
+        };
+        let res = client.call_tool(&a.tool, arguments, Some(secs(a.timeout)), progress).await;
+        client.close();
+        match res {
+            Ok(r) => {
+                println!("{}", serde_json::to_string_pretty(&r.value).unwrap_or_default());
+                u8::from(r.is_error)
+            }
+            Err(e) => {
+                if let ClientError::Rpc { data: Some(d), .. } = &e {
+                    eprintln!("exai call: {e} ({d})");
+                } else {
+                    eprintln!("exai call: {e}");
+                }
+                2
+            }
+        }
+    })
+}

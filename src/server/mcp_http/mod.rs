@@ -1,0 +1,222 @@
+//! MCP Streamable HTTP transport (spec revision 2025-11-25) on `/mcp`.
+//!
+//! - `POST /mcp` carries one JSON-RPC message. `initialize` creates a session and answers
+//!   with `Mcp-Session-Id`; every other message needs that header (missing → 400, unknown or
+//!   expired → 404). Notifications and responses get `202 Accepted`. Requests get
+//!   `application/json`, except `tools/call` from a client that accepts `text/event-stream`,
+//!   which is answered as SSE: progress and log notifications, then the response.
+//! - `GET /mcp` with `Accept: text/event-stream` opens the session's listening stream (one per
+//!   session, comment keepalives every 15 s); without that Accept → 405.
+//! - `DELETE /mcp` ends the session and cancels its calls.
+//!
+//! Every request is checked first for Host (DNS-rebinding protection) and Origin (403), then
+//! the bearer token when one is configured (401). Calls go through the same `Dispatcher` and
+//! MCP semantics as the WebSocket transport, on the worker thread that received them.
+
+mod error;
+pub(crate) mod guard;
+mod rpc;
+mod session;
+mod sse;
+#[cfg(test)]
+mod tests;
+
+pub use error::HttpError;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use exai_actors::dispatch::Dispatcher;
+use exai_actors::protocol::jsonrpc::{self, Incoming, ParseError};
+use session::{CancelKind, Session, Sessions};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Configuration of the endpoint.
+#[derive(Clone)]
+pub struct McpHttpConfig {
+    /// Origins allowed besides loopback ones (`http(s)://localhost|127.0.0.1|[::1]`, any port);
+    /// exact match, or `*` for any.
+    pub allowed_origins: Vec<String>,
+    /// Host header values allowed besides loopback names and IPs (any port); an entry without
+    /// a port matches every port, `*` allows any.
+    pub allowed_hosts: Vec<String>,
+    /// A session with no request, no call in flight and no open stream for this long ends.
+    pub session_idle_secs: u64,
+    /// Most sessions at once; `initialize` beyond that gets 503.
+    pub max_sessions: usize,
+    /// When set, every request needs `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+}
+
+impl Default for McpHttpConfig {
+    fn default() -> Self {
+        McpHttpConfig {
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            session_idle_secs: 3600,
+            max_sessions: 1000,
+            auth_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for McpHttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpHttpConfig")
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("session_idle_secs", &self.session_idle_secs)
+            .field("max_sessions", &self.max_sessions)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The Streamable HTTP endpoint: configuration, dispatcher and the session table.
+pub struct McpHttp {
+    dispatcher: Dispatcher,
+    cfg: McpHttpConfig,
+    sessions: Sessions,
+}
+
+impl McpHttp {
+    /// The endpoint over `dispatcher`.
+    pub fn new(dispatcher: Dispatcher, cfg: McpHttpConfig) -> Arc<McpHttp> {
+        let idle = Duration::from_secs(cfg.session_idle_secs.max(1));
+        let sessions = Sessions::new(Arc::clone(dispatcher.env()), idle, cfg.max_sessions);
+        Arc::new(McpHttp { dispatcher, cfg, sessions })
+    }
+
+    /// Live sessions (idle ones are swept first, at most once a second).
+    pub fn session_count(&self) -> usize {
+        self.sessions.maybe_sweep();
+        self.sessions.len()
+    }
+
+    /// Calls in flight over all sessions.
+    pub fn inflight_count(&self) -> usize {
+        self.sessions.inflight()
+    }
+
+    /// Remove idle sessions now; returns how many ended. Requests also sweep lazily, so
+    /// calling this on an interval only matters for keeping the gauges exact.
+    pub fn sweep_expired(&self) -> usize {
+        self.sessions.sweep()
+    }
+
+    /// End every session (shutdown): open streams close, calls in flight are cancelled and
+    /// answered with a `CANCELLED` tool error. New sessions are refused once the runtime's
+    /// shutdown flag is set.
+    pub fn close_all(&self) {
+        let n = self.sessions.close_all();
+        if n > 0 {
+            tracing::info!(sessions = n, "Streamable HTTP sessions closed for shutdown");
+        }
+    }
+
+    /// A body limit matching `max_message_bytes` (actix's default is 256 KiB); mount it with
+    /// `.app_data(http.payload_config())` on the `/mcp` routes.
+    pub fn payload_config(&self) -> web::PayloadConfig {
+        web::PayloadConfig::new(self.dispatcher.env().settings.max_message_bytes)
+    }
+
+    fn check_access(&self, req: &HttpRequest) -> Result<(), HttpError> {
+        guard::check_host(req, &self.cfg.allowed_hosts)?;
+        guard::check_origin(req, &self.cfg.allowed_origins)?;
+        guard::check_auth(req, self.cfg.auth_token.as_deref())
+    }
+
+    fn count_error(&self, code: i64) {
+        self.dispatcher.env().metrics.protocol_errors.with_label_values(&["mcp-http", &code.to_string()]).inc();
+    }
+
+    fn fail(&self, e: HttpError) -> HttpResponse {
+        self.count_error(e.code());
+        if matches!(e, HttpError::Forbidden(_)) {
+            tracing::warn!(error = %e, "Streamable HTTP request refused");
+        }
+        e.response()
+    }
+
+    fn session_for(&self, req: &HttpRequest) -> Result<Arc<Session>, HttpError> {
+        let id = guard::session_id(req)?;
+        let s = self.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+        s.touch();
+        Ok(s)
+    }
+
+    async fn on_post(&self, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, HttpError> {
+        self.sessions.maybe_sweep();
+        self.check_access(req)?;
+        guard::check_content_type(req)?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| HttpError::Malformed(ParseError::NotJson("body is not UTF-8".into())))?;
+        let msg = jsonrpc::parse(text).map_err(HttpError::Malformed)?;
+        let accept = guard::accept(req);
+        if let Incoming::Request { id, method, params } = &msg {
+            if method == "initialize" {
+                let accept = accept.require()?;
+                return Ok(rpc::initialize(self, req, id.clone(), params.clone(), accept));
+            }
+        }
+        guard::check_protocol_version(req)?;
+        let session = self.session_for(req)?;
+        match msg {
+            Incoming::Request { id, method, params } => {
+                let accept = accept.require()?;
+                Ok(rpc::request(self, session, id, &method, params, accept).await)
+            }
+            Incoming::Notification { method, params } => {
+                rpc::notification(&session, &method, params.as_ref());
+                Ok(HttpResponse::Accepted().finish())
+            }
+            // We send no requests over HTTP; a stray response is acknowledged and dropped.
+            Incoming::Response { .. } => Ok(HttpResponse::Accepted().finish()),
+        }
+    }
+
+    fn on_get(&self, req: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.sessions.maybe_sweep();
+        self.check_access(req)?;
+        if !guard::accept(req).sse {
+            return Err(HttpError::MethodNotAllowed(
+                "GET /mcp needs Accept: text/event-stream (or a WebSocket upgrade)",
+            ));
+        }
+        guard::check_protocol_version(req)?;
+        let session = self.session_for(req)?;
+        let (closed, guard) =
+            session.open_stream().ok_or(HttpError::Conflict("a GET stream is already open for this session"))?;
+        Ok(sse::response(sse::ListenStream::new(closed, guard), None))
+    }
+
+    fn on_delete(&self, req: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.check_access(req)?;
+        guard::check_protocol_version(req)?;
+        let id = guard::session_id(req)?;
+        if self.sessions.remove(id, CancelKind::Client, "deleted by client") {
+            Ok(HttpResponse::NoContent().finish())
+        } else {
+            Err(HttpError::SessionNotFound)
+        }
+    }
+}
+
+/// `POST /mcp`.
+pub async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<McpHttp>>) -> HttpResponse {
+    let http: &McpHttp = &state;
+    match http.on_post(&req, &body).await {
+        Ok(r) => r,
+        Err(e) => http.fail(e),
+    }
+}
+
+/// `GET /mcp` that is not a WebSocket upgrade.
+pub async fn get(req: HttpRequest, state: web::Data<Arc<McpHttp>>) -> HttpResponse {
+    state.on_get(&req).unwrap_or_else(|e| state.fail(e))
+}
+
+/// `DELETE /mcp`.
+pub async fn delete(req: HttpRequest, state: web::Data<Arc<McpHttp>>) -> HttpResponse {
+    state.on_delete(&req).unwrap_or_else(|e| state.fail(e))
+}

@@ -1,0 +1,370 @@
+//! The [`FileRegistry`] port over both stores: `provider_file_uploads` (content-addressed
+//! uploads with reference counts), `cleanup_runs` and `cleanup_items`.
+//!
+//! The SQL is shared: `$N` parameters (numbered in order of first use, which SQLite binds
+//! the same way), all values bound, never formatted into the text. Reference counting is
+//! one atomic upsert, `INSERT … ON CONFLICT (provider, sha256) DO UPDATE SET
+//! reference_count = reference_count + 1 … RETURNING …`, on both backends. The cleanup lock
+//! is a PostgreSQL session advisory lock held on a dedicated connection; SQLite is single
+//! node and needs none beyond the coordinator's own one-run-at-a-time rule.
+
+use async_trait::async_trait;
+use exai_actors::files::ports::{CleanupItem, CleanupLock, CleanupSummary, FileRef, FileRegistry, NewFileRef};
+use exai_actors::ports::StoreError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Row};
+
+use super::error::map_sqlx;
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
+
+/// Advisory lock key of the cleanup run ("exaiclnp").
+const CLEANUP_LOCK_KEY: i64 = 0x6578_6169_636c_6e70;
+
+const FILE_COLUMNS: &str = "id, provider, sha256, provider_file_id, upload_status, upload_method, blob_key, \
+     reference_count, file_size_bytes, filename, last_used_at, deleted_at, cleanup_claimed_at";
+
+macro_rules! sql {
+    (acquire) => {
+        "INSERT INTO provider_file_uploads (provider, sha256, filename, file_size_bytes, mime_type, purpose, \
+         upload_status, upload_method, blob_key, reference_count, last_used_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 1, $9, $9, $9) \
+         ON CONFLICT (provider, sha256) DO UPDATE SET \
+         reference_count = provider_file_uploads.reference_count + 1, \
+         last_used_at = excluded.last_used_at, updated_at = excluded.updated_at, deleted_at = NULL, \
+         blob_key = COALESCE(provider_file_uploads.blob_key, excluded.blob_key) \
+         RETURNING id, provider, sha256, provider_file_id, upload_status, upload_method, blob_key, \
+         reference_count, file_size_bytes, filename, last_used_at, deleted_at, cleanup_claimed_at"
+    };
+}
+
+const COMPLETE: &str = "UPDATE provider_file_uploads SET provider_file_id = $1, upload_status = 'completed', \
+     blob_key = COALESCE($2, blob_key), cleanup_claimed_at = NULL, error_message = NULL, updated_at = $3 \
+     WHERE id = $4";
+const FAIL: &str = "UPDATE provider_file_uploads SET upload_status = 'failed', error_message = $1, \
+     reference_count = CASE WHEN reference_count > 0 THEN reference_count - 1 ELSE 0 END, updated_at = $2 \
+     WHERE id = $3 AND upload_status <> 'completed'";
+const RELEASE: &str = "UPDATE provider_file_uploads SET \
+     reference_count = CASE WHEN reference_count > 0 THEN reference_count - 1 ELSE 0 END, \
+     deleted_at = CASE WHEN reference_count <= 1 THEN $1 ELSE deleted_at END, \
+     last_used_at = $1, updated_at = $1 \
+     WHERE provider = $2 AND provider_file_id = $3 \
+     RETURNING id, provider, sha256, provider_file_id, upload_status, upload_method, blob_key, \
+     reference_count, file_size_bytes, filename, last_used_at, deleted_at, cleanup_claimed_at";
+const CLAIM: &str = "UPDATE provider_file_uploads SET cleanup_claimed_at = $1 WHERE id = $2 AND \
+     ((cleanup_claimed_at IS NULL AND reference_count = 0 AND deleted_at IS NOT NULL AND deleted_at <= $3 \
+       AND upload_status = 'completed' AND provider_file_id IS NOT NULL) \
+      OR cleanup_claimed_at IS NOT NULL)";
+const UNCLAIM: &str =
+    "UPDATE provider_file_uploads SET cleanup_claimed_at = NULL WHERE id = $1 AND provider_file_id = $2";
+const FINISH_DELETE: &str = "DELETE FROM provider_file_uploads WHERE id = $1 AND provider_file_id = $2 \
+     AND reference_count = 0";
+const FINISH_MARK: &str = "UPDATE provider_file_uploads SET upload_status = 'deleted', provider_file_id = NULL, \
+     cleanup_claimed_at = NULL, updated_at = $1 WHERE id = $2 AND provider_file_id = $3";
+const COUNT_FILES: &str = "SELECT COUNT(*) FROM provider_file_uploads WHERE upload_status = 'completed' \
+     AND provider_file_id IS NOT NULL";
+const START_RUN: &str =
+    "INSERT INTO cleanup_runs (started_at, trigger, dry_run, state) VALUES ($1, $2, $3, 'discover') \
+     RETURNING id";
+const ITEM: &str =
+    "INSERT INTO cleanup_items (run_id, upload_id, provider, provider_file_id, stage, outcome, error, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const FINISH_RUN: &str = "UPDATE cleanup_runs SET finished_at = $1, state = $2, discovered = $3, validated = $4, \
+     deleted = $5, failed = $6, skipped = $7, outcome = $8, notes = $9 WHERE id = $10";
+
+fn select_by_file() -> String {
+    format!("SELECT {FILE_COLUMNS} FROM provider_file_uploads WHERE provider = $1 AND provider_file_id = $2")
+}
+fn select_list(provider: bool) -> String {
+    if provider {
+        format!("SELECT {FILE_COLUMNS} FROM provider_file_uploads WHERE provider = $1 ORDER BY id DESC LIMIT $2")
+    } else {
+        format!("SELECT {FILE_COLUMNS} FROM provider_file_uploads ORDER BY id DESC LIMIT $1")
+    }
+}
+fn select_candidates() -> String {
+    format!(
+        "SELECT {FILE_COLUMNS} FROM provider_file_uploads WHERE id > $1 AND \
+         ((reference_count = 0 AND deleted_at IS NOT NULL AND deleted_at <= $2 AND upload_status = 'completed' \
+           AND provider_file_id IS NOT NULL) OR cleanup_claimed_at IS NOT NULL) ORDER BY id LIMIT $3"
+    )
+}
+
+fn file_ref<R: Row>(r: &R) -> Result<FileRef, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    String: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+{
+    let claimed: Option<i64> = r.try_get("cleanup_claimed_at").map_err(map_sqlx)?;
+    Ok(FileRef {
+        id: r.try_get("id").map_err(map_sqlx)?,
+        provider: r.try_get("provider").map_err(map_sqlx)?,
+        sha256: r.try_get("sha256").map_err(map_sqlx)?,
+        provider_file_id: r.try_get("provider_file_id").map_err(map_sqlx)?,
+        upload_status: r.try_get("upload_status").map_err(map_sqlx)?,
+        upload_method: r.try_get("upload_method").map_err(map_sqlx)?,
+        blob_key: r.try_get("blob_key").map_err(map_sqlx)?,
+        reference_count: r.try_get("reference_count").map_err(map_sqlx)?,
+        file_size_bytes: r.try_get("file_size_bytes").map_err(map_sqlx)?,
+        filename: r.try_get("filename").map_err(map_sqlx)?,
+        last_used_at_ms: r.try_get("last_used_at").map_err(map_sqlx)?,
+        deleted_at_ms: r.try_get("deleted_at").map_err(map_sqlx)?,
+        claimed: claimed.is_some(),
+    })
+}
+
+/// The registry methods, identical for both pools except for the lock.
+macro_rules! registry_impl {
+    ($store:ty) => {
+        #[async_trait]
+        impl FileRegistry for $store {
+            async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<FileRef, StoreError> {
+                let row = sqlx::query(sql!(acquire))
+                    .bind(&f.provider)
+                    .bind(&f.sha256)
+                    .bind(&f.filename)
+                    .bind(f.size)
+                    .bind(&f.mime_type)
+                    .bind(&f.purpose)
+                    .bind(&f.upload_method)
+                    .bind(&f.blob_key)
+                    .bind(f.now_ms)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                file_ref(&row)
+            }
+
+            async fn complete_upload(
+                &self,
+                id: i64,
+                provider_file_id: &str,
+                blob_key: Option<&str>,
+                now_ms: i64,
+            ) -> Result<bool, StoreError> {
+                let r = sqlx::query(COMPLETE)
+                    .bind(provider_file_id)
+                    .bind(blob_key)
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn fail_upload(&self, id: i64, error: &str, now_ms: i64) -> Result<(), StoreError> {
+                let msg: String = error.chars().take(500).collect();
+                sqlx::query(FAIL).bind(msg).bind(now_ms).bind(id).execute(self.pool()).await.map_err(map_sqlx)?;
+                Ok(())
+            }
+
+            async fn release_file_ref(
+                &self,
+                provider: &str,
+                provider_file_id: &str,
+                now_ms: i64,
+            ) -> Result<Option<FileRef>, StoreError> {
+                let row = sqlx::query(RELEASE)
+                    .bind(now_ms)
+                    .bind(provider)
+                    .bind(provider_file_id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                row.as_ref().map(file_ref).transpose()
+            }
+
+            async fn get_file_ref(
+                &self,
+                provider: &str,
+                provider_file_id: &str,
+            ) -> Result<Option<FileRef>, StoreError> {
+                let row = sqlx::query(&select_by_file())
+                    .bind(provider)
+                    .bind(provider_file_id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                row.as_ref().map(file_ref).transpose()
+            }
+
+            async fn list_file_refs(&self, provider: Option<&str>, limit: u32) -> Result<Vec<FileRef>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 10_000));
+                let sql = select_list(provider.is_some());
+                let q = match provider {
+                    Some(p) => sqlx::query(&sql).bind(p).bind(limit),
+                    None => sqlx::query(&sql).bind(limit),
+                };
+                let rows = q.fetch_all(self.pool()).await.map_err(map_sqlx)?;
+                rows.iter().map(file_ref).collect()
+            }
+
+            async fn cleanup_candidates(
+                &self,
+                cutoff_ms: i64,
+                after_id: i64,
+                limit: u32,
+            ) -> Result<Vec<FileRef>, StoreError> {
+                let rows = sqlx::query(&select_candidates())
+                    .bind(after_id)
+                    .bind(cutoff_ms)
+                    .bind(i64::from(limit.max(1)))
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                rows.iter().map(file_ref).collect()
+            }
+
+            async fn count_provider_files(&self) -> Result<i64, StoreError> {
+                sqlx::query_scalar(COUNT_FILES).fetch_one(self.pool()).await.map_err(map_sqlx)
+            }
+
+            async fn claim_for_cleanup(&self, id: i64, cutoff_ms: i64) -> Result<bool, StoreError> {
+                let r = sqlx::query(CLAIM)
+                    .bind(exai_actors::env::now_ms())
+                    .bind(id)
+                    .bind(cutoff_ms)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn unclaim(&self, id: i64, provider_file_id: &str) -> Result<bool, StoreError> {
+                let r = sqlx::query(UNCLAIM)
+                    .bind(id)
+                    .bind(provider_file_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn finish_cleanup(&self, id: i64, provider_file_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+                let r = sqlx::query(FINISH_DELETE)
+                    .bind(id)
+                    .bind(provider_file_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                if r.rows_affected() > 0 {
+                    return Ok(true);
+                }
+                let r = sqlx::query(FINISH_MARK)
+                    .bind(now_ms)
+                    .bind(id)
+                    .bind(provider_file_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn start_cleanup_run(&self, trigger: &str, dry_run: bool, now_ms: i64) -> Result<i64, StoreError> {
+                sqlx::query_scalar(START_RUN)
+                    .bind(now_ms)
+                    .bind(trigger)
+                    .bind(dry_run)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_sqlx)
+            }
+
+            async fn record_cleanup_items(&self, run_id: i64, items: &[CleanupItem]) -> Result<(), StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
+                for it in items {
+                    sqlx::query(ITEM)
+                        .bind(run_id)
+                        .bind(it.upload_id)
+                        .bind(&it.provider)
+                        .bind(&it.provider_file_id)
+                        .bind(&it.stage)
+                        .bind(&it.outcome)
+                        .bind(&it.error)
+                        .bind(it.at_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?;
+                }
+                tx.commit().await.map_err(map_sqlx)
+            }
+
+            async fn finish_cleanup_run(&self, run_id: i64, s: &CleanupSummary, now_ms: i64) -> Result<(), StoreError> {
+                sqlx::query(FINISH_RUN)
+                    .bind(now_ms)
+                    .bind(&s.state)
+                    .bind(s.discovered)
+                    .bind(s.validated)
+                    .bind(s.deleted)
+                    .bind(s.failed)
+                    .bind(s.skipped)
+                    .bind(&s.outcome)
+                    .bind(&s.notes)
+                    .bind(run_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(())
+            }
+
+            async fn try_cleanup_lock(&self) -> Result<Option<Box<dyn CleanupLock>>, StoreError> {
+                self.cleanup_lock().await
+            }
+        }
+    };
+}
+
+registry_impl!(SqliteStore);
+registry_impl!(PgStore);
+
+/// SQLite runs on one node: the lock is the coordinator's own single-run rule.
+struct NodeLock;
+
+#[async_trait]
+impl CleanupLock for NodeLock {
+    async fn release(self: Box<Self>) {}
+}
+
+impl SqliteStore {
+    async fn cleanup_lock(&self) -> Result<Option<Box<dyn CleanupLock>>, StoreError> {
+        Ok(Some(Box::new(NodeLock)))
+    }
+}
+
+/// A session advisory lock on its own connection. Dropped without `release` (a panic),
+/// the connection is detached and closed, which ends the session and frees the lock.
+struct PgLock(Option<PoolConnection<Postgres>>);
+
+#[async_trait]
+impl CleanupLock for PgLock {
+    async fn release(mut self: Box<Self>) {
+        if let Some(mut conn) = self.0.take() {
+            let ok = sqlx::query("SELECT pg_advisory_unlock($1)").bind(CLEANUP_LOCK_KEY).execute(&mut *conn).await;
+            if ok.is_err() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for PgLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl PgStore {
+    async fn cleanup_lock(&self) -> Result<Option<Box<dyn CleanupLock>>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(map_sqlx)?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(CLEANUP_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(got.then(|| Box::new(PgLock(Some(conn))) as Box<dyn CleanupLock>))
+    }
+}

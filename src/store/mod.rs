@@ -1,0 +1,71 @@
+//! Storage: the [`Store`] port implemented over sqlx for SQLite and PostgreSQL.
+//!
+//! [`open`] picks the adapter from the database URL: `sqlite:` URLs and plain file paths
+//! select [`sqlite::SqliteStore`] (the embedded default), `postgres://` and `postgresql://`
+//! select [`postgres::PgStore`]. The schema comes only from the versioned migrations in
+//! `migrations/sqlite` and `migrations/postgres`, embedded into the binary; [`migrate`]
+//! applies them (`exai migrate`). Queries are runtime `sqlx::query` calls with bound
+//! values. Database URLs are only ever shown through [`redact_url`].
+
+mod diagnostics;
+mod error;
+mod files;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+mod url;
+
+use std::sync::Arc;
+
+pub use exai_actors::ports::{MigrationStatus, Store, StoreError};
+pub use url::redact_url;
+
+use self::postgres::PgStore;
+use self::sqlite::SqliteStore;
+use self::url::Backend;
+
+/// How to open a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Upper bound on pooled connections (at least 1; an in-memory SQLite database uses 1).
+    pub max_connections: u32,
+    /// Apply pending migrations while opening.
+    pub migrate: bool,
+    /// SQLite: how long a statement waits for a lock before failing with "database is
+    /// locked". Both backends also use it (at least one second) as the pool acquire timeout.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 8, migrate: true, busy_timeout_ms: 5_000 }
+    }
+}
+
+/// Open the store the URL names, applying migrations when `opts.migrate` is set.
+///
+/// Fails with [`StoreError::Unavailable`] for an unsupported URL scheme (the message names
+/// the scheme) or an unreachable database, and with [`StoreError::Migration`] when a
+/// migration fails.
+pub async fn open(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match url::classify(url)? {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url, opts).await?),
+        Backend::Postgres => Arc::new(PgStore::connect(url, opts).await?),
+    };
+    tracing::debug!(
+        backend = store.backend(),
+        url = %redact_url(url),
+        "store opened"
+    );
+    Ok(store)
+}
+
+/// Apply every pending migration to the database the URL names and report the resulting
+/// status; running it again is a no-op. Used by `exai migrate`.
+pub async fn migrate(url: &str) -> Result<MigrationStatus, StoreError> {
+    let opts = StoreOptions { max_connections: 2, migrate: true, ..StoreOptions::default() };
+    let store = open(url, &opts).await?;
+    let status = store.migration_status().await;
+    store.close().await;
+    status
+}

@@ -1,0 +1,14 @@
+//! Shared harness for the integration tests: the server process ([`server`]), external
+//! commands with a time limit ([`cmd`]), HTTP helpers ([`http`]), paths of the installed test
+//! clients ([`tools`]), a raw WebSocket client ([`ws`]) and mock AI providers ([`mock`]).
+// Not every test module uses every helper; the harness is shared by all of them.
+#![allow(dead_code)]
+
+pub mod cmd;
+pub mod http;
+pub mod mock;
+pub mod server;
+pub mod tools;
+pub mod ws;
+
+pub use server::{ServerOptions, ServerProcess};

@@ -1,0 +1,109 @@
+//! Blob stores: content addressing, atomic writes, streaming; S3 against a real
+//! S3-compatible server (`moto_server`) started on 127.0.0.1.
+
+use exai::blob::local::LocalBlobStore;
+use exai::blob::s3::{S3BlobStore, S3Settings};
+use exai::blob::BlobStore;
+use exai_actors::files::hash::hex;
+use sha2::{Digest, Sha256};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::mock::install_crypto;
+use crate::common::tools;
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+async fn exercise(store: &dyn BlobStore, dir: &std::path::Path) {
+    let bytes = data(6 * 1024 * 1024 + 123, 7);
+    let src = dir.join("a.bin");
+    std::fs::write(&src, &bytes).unwrap();
+    let info = store.put_file(&src).await.unwrap();
+    let sha = hex(&Sha256::digest(&bytes));
+    assert_eq!(info.sha256, sha);
+    assert_eq!(info.size, bytes.len() as u64);
+    assert_eq!(info.xxh3, xxhash_rust::xxh3::xxh3_64(&bytes));
+    assert!(store.exists(&sha).await.unwrap());
+    // Same content under another name: same key, stored once.
+    let copy = dir.join("b.bin");
+    std::fs::write(&copy, &bytes).unwrap();
+    assert_eq!(store.put_file(&copy).await.unwrap().key, info.key);
+    let out = dir.join("out.bin");
+    assert_eq!(store.get_to_file(&sha, &out).await.unwrap(), bytes.len() as u64);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    store.delete(&sha).await.unwrap();
+    assert!(!store.exists(&sha).await.unwrap());
+    store.delete(&sha).await.unwrap();
+    assert!(store.get_to_file(&sha, &out).await.is_err());
+    assert!(store.exists("../../etc/passwd").await.is_err(), "keys must be sha256 hex");
+}
+
+#[actix_rt::test]
+async fn local_store_is_content_addressed_and_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::new(dir.path().join("blobs"));
+    exercise(&store, dir.path()).await;
+    // No temporary files are left behind.
+    let tmp = dir.path().join("blobs/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    // A source that cannot be read leaves nothing either.
+    assert!(store.put_file(&dir.path().join("missing")).await.is_err());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(tools::moto_server_bin())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let moto = Moto { child, port };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return moto;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not start");
+}
+
+#[actix_rt::test]
+async fn s3_store_against_moto_server() {
+    install_crypto();
+    let moto = start_moto();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    // Create the bucket (moto accepts unsigned requests).
+    let res = awc::Client::default().put(format!("{endpoint}/exai-blobs")).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let store = S3BlobStore::new(&S3Settings {
+        bucket: "exai-blobs".into(),
+        endpoint,
+        region: "us-east-1".into(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        prefix: "blobs".into(),
+        allow_http: true,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    exercise(&store, dir.path()).await;
+}

@@ -1,0 +1,114 @@
+//! The uploads registry on both backends: one atomic upsert per reference (50 concurrent
+//! acquires leave one row with 50 references), release and soft delete, claims.
+
+use exai::store::{self, StoreOptions};
+use exai_actors::files::ports::{FileRegistry, NewFileRef};
+use std::sync::Arc;
+
+use crate::store::harness::on_each_backend;
+
+pub(crate) fn new_ref(provider: &str, sha: &str, now: i64) -> NewFileRef {
+    NewFileRef {
+        provider: provider.into(),
+        sha256: sha.into(),
+        filename: "a.txt".into(),
+        size: 10,
+        mime_type: None,
+        purpose: "assistants".into(),
+        upload_method: "direct".into(),
+        blob_key: None,
+        now_ms: now,
+    }
+}
+
+pub(crate) async fn registry(url: &str) -> Arc<dyn FileRegistry> {
+    let s = store::open(url, &StoreOptions { max_connections: 8, ..StoreOptions::default() }).await.unwrap();
+    s.file_registry().unwrap()
+}
+
+#[actix_rt::test]
+async fn fifty_concurrent_acquires_are_one_row_with_fifty_references() {
+    on_each_backend(|url| async move {
+        let reg = registry(&url).await;
+        let sha = "a".repeat(64);
+        let futs = (0..50).map(|_| {
+            let reg = Arc::clone(&reg);
+            let sha = sha.clone();
+            async move { reg.acquire_file_ref(&new_ref("kimi", &sha, 1_000)).await.unwrap() }
+        });
+        let rows = futures_util::future::join_all(futs).await;
+        let mut counts: Vec<i64> = rows.iter().map(|r| r.reference_count).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=50).collect::<Vec<_>>(), "each upsert saw its own increment");
+        assert!(rows.iter().all(|r| r.id == rows[0].id));
+        // Another provider is another row.
+        assert_eq!(reg.acquire_file_ref(&new_ref("glm", &sha, 1_000)).await.unwrap().reference_count, 1);
+
+        assert!(reg.complete_upload(rows[0].id, "file-1", None, 2_000).await.unwrap());
+        let got = reg.get_file_ref("kimi", "file-1").await.unwrap().unwrap();
+        assert!(got.is_ready());
+        assert_eq!(got.reference_count, 50);
+        for i in 0..49 {
+            let r = reg.release_file_ref("kimi", "file-1", 3_000 + i).await.unwrap().unwrap();
+            assert_eq!(r.reference_count, 49 - i);
+            assert_eq!(r.deleted_at_ms, None);
+        }
+        let last = reg.release_file_ref("kimi", "file-1", 5_000).await.unwrap().unwrap();
+        assert_eq!((last.reference_count, last.deleted_at_ms), (0, Some(5_000)), "zero soft-deletes");
+        let again = reg.release_file_ref("kimi", "file-1", 6_000).await.unwrap().unwrap();
+        assert_eq!(again.reference_count, 0, "never below zero");
+        // Grace period not passed: not a candidate, cannot be claimed.
+        assert!(reg.cleanup_candidates(4_000, 0, 10).await.unwrap().is_empty());
+        assert!(!reg.claim_for_cleanup(last.id, 4_000).await.unwrap());
+        // Re-acquiring revives the soft-deleted row.
+        let revived = reg.acquire_file_ref(&new_ref("kimi", &sha, 7_000)).await.unwrap();
+        assert_eq!((revived.reference_count, revived.deleted_at_ms), (1, None));
+        assert!(revived.is_ready());
+        reg.release_file_ref("kimi", "file-1", 8_000).await.unwrap();
+        let c = reg.cleanup_candidates(9_000, 0, 10).await.unwrap();
+        assert_eq!(c.len(), 1);
+        assert!(reg.claim_for_cleanup(c[0].id, 9_000).await.unwrap());
+        let claimed = reg.get_file_ref("kimi", "file-1").await.unwrap().unwrap();
+        assert!(claimed.claimed && !claimed.is_ready(), "a claimed row is never reused as is");
+        assert!(reg.unclaim(c[0].id, "file-1").await.unwrap());
+        assert!(reg.claim_for_cleanup(c[0].id, 9_000).await.unwrap());
+        assert!(reg.finish_cleanup(c[0].id, "file-1", 9_500).await.unwrap());
+        assert!(reg.get_file_ref("kimi", "file-1").await.unwrap().is_none(), "unreferenced row deleted");
+        // A failed upload gives its reference back.
+        let f = reg.acquire_file_ref(&new_ref("kimi", &"b".repeat(64), 1)).await.unwrap();
+        reg.fail_upload(f.id, "boom", 2).await.unwrap();
+        let rows = reg.list_file_refs(Some("kimi"), 10).await.unwrap();
+        let failed = rows.iter().find(|r| r.id == f.id).unwrap();
+        assert_eq!((failed.upload_status.as_str(), failed.reference_count), ("failed", 0));
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn one_cleanup_runner_per_cluster_on_postgres() {
+    on_each_backend(|url| async move {
+        let (a, b) = (registry(&url).await, registry(&url).await);
+        let first = a.try_cleanup_lock().await.unwrap().expect("the first node gets the lock");
+        let second = b.try_cleanup_lock().await.unwrap();
+        if url.starts_with("sqlite:") {
+            // SQLite is single node: the coordinator's own one-run rule is the lock.
+            assert!(second.is_some());
+        } else {
+            assert!(second.is_none(), "a second node must not run a cleanup at the same time");
+            first.release().await;
+            let again = b.try_cleanup_lock().await.unwrap().expect("free after release");
+            // Dropped without release (e.g. a panic): the session ends and frees the lock.
+            drop(again);
+            let mut got = None;
+            for _ in 0..50 {
+                got = a.try_cleanup_lock().await.unwrap();
+                if got.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert!(got.is_some(), "a dropped lock is freed");
+        }
+    })
+    .await;
+}

@@ -1,0 +1,206 @@
+//! `/metrics` against the real binary: counters and histograms move by exactly the traffic
+//! sent, every family the docs promise is there (at zero where nothing happened yet), and
+//! `promtool check metrics` accepts the scrape when promtool is installed (`.ci/run`
+//! installs it and also runs it against a scrape).
+
+use crate::common::cmd::run_with_timeout;
+use crate::common::http;
+use crate::common::ws::{WsClient, WsOptions};
+use crate::common::{ServerOptions, ServerProcess};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+/// A parsed scrape: (name, sorted labels) → value.
+struct Scrape(BTreeMap<(String, Vec<(String, String)>), f64>);
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let mut out = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                None => (series.to_string(), Vec::new()),
+                Some((n, rest)) => {
+                    let mut labels: Vec<(String, String)> = rest
+                        .trim_end_matches('}')
+                        .split("\",")
+                        .filter(|p| !p.is_empty())
+                        .map(|p| {
+                            let (k, v) = p.split_once("=\"").unwrap_or_else(|| panic!("bad labels in {line:?}"));
+                            (k.to_string(), v.trim_end_matches('"').to_string())
+                        })
+                        .collect();
+                    labels.sort();
+                    (n.to_string(), labels)
+                }
+            };
+            out.insert((name, labels), value);
+        }
+        Scrape(out)
+    }
+
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        l.sort();
+        self.0.get(&(name.to_string(), l)).copied()
+    }
+
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or_else(|| panic!("{name}{labels:?} missing from the scrape"))
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.0.keys().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+async fn scrape(server: &ServerProcess) -> (String, Scrape) {
+    let r = http::get(&server.http_url("/metrics"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("text/plain")), "{:?}", r.headers);
+    let parsed = Scrape::parse(&r.body);
+    (r.body, parsed)
+}
+
+fn server() -> ServerProcess {
+    // A long heartbeat so that no server ping frame lands between the two scrapes.
+    ServerProcess::start(ServerOptions::new().set("timeouts.heartbeat_interval_secs", "50"))
+}
+
+#[actix_rt::test]
+async fn counters_and_histograms_move_by_exactly_the_traffic() {
+    let server = server();
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    c.mcp_initialize().await;
+    assert_eq!(c.request(1, "ping", serde_json::Value::Null).await["result"], json!({}));
+    let (_, before) = scrape(&server).await;
+
+    for id in 0..5 {
+        let r = c.request(10 + id, "tools/call", json!({"name": "version", "arguments": {}})).await;
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    let r = c.request(20, "tools/call", json!({"name": "version", "arguments": {"surprise": 1}})).await;
+    assert_eq!(r["result"]["isError"], true, "a validation error: {r}");
+    let (_, after) = scrape(&server).await;
+
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.get(name, labels).unwrap_or(0.0);
+    assert_eq!(delta("exai_tool_calls_total", &[("tool", "version"), ("outcome", "ok")]), 5.0);
+    assert_eq!(delta("exai_tool_calls_total", &[("tool", "version"), ("outcome", "error")]), 1.0);
+    assert_eq!(delta("exai_tool_calls_total", &[("tool", "version"), ("outcome", "timeout")]), 0.0);
+    assert_eq!(delta("exai_tool_call_duration_seconds_count", &[("tool", "version")]), 6.0);
+    assert_eq!(
+        delta("exai_tool_call_duration_seconds_bucket", &[("tool", "version"), ("le", "+Inf")]),
+        6.0,
+        "the +Inf bucket counts every call"
+    );
+    // Validation fails before the global slot is taken: only the 5 good calls waited for it.
+    assert_eq!(delta("exai_global_wait_seconds_count", &[]), 5.0);
+    assert_eq!(delta("exai_ws_frames_total", &[("direction", "in")]), 6.0);
+    assert_eq!(delta("exai_ws_frames_total", &[("direction", "out")]), 6.0);
+    assert!(delta("exai_tool_call_duration_seconds_sum", &[("tool", "version")]) > 0.0);
+
+    // Sessions and connections by protocol.
+    assert_eq!(after.value("exai_sessions_active", &[("protocol", "mcp-ws")]), 1.0);
+    assert_eq!(after.value("exai_sessions_active", &[("protocol", "legacy-ws")]), 0.0);
+    assert_eq!(after.value("exai_sessions_active", &[("protocol", "mcp-http")]), 0.0);
+    assert_eq!(after.value("exai_connections_total", &[("protocol", "mcp-ws")]), 1.0);
+    assert_eq!(after.value("exai_connections_active", &[("protocol", "mcp-ws")]), 1.0);
+    assert_eq!(after.value("exai_connections_open", &[]), 1.0);
+    assert_eq!(after.value("exai_inflight_calls", &[]), 0.0);
+    assert_eq!(after.value("exai_inflight_limit", &[]), 512.0);
+
+    c.close(1000, "bye").await;
+    let mut closed = false;
+    for _ in 0..50 {
+        let (_, now) = scrape(&server).await;
+        if now.value("exai_sessions_active", &[("protocol", "mcp-ws")]) == 0.0 {
+            assert_eq!(now.value("exai_connections_open", &[]), 0.0);
+            closed = true;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the session gauge must drop back to 0 after the client closes");
+}
+
+#[actix_rt::test]
+async fn every_documented_family_is_exported_with_bounded_labels() {
+    let server = server();
+    let (_, s) = scrape(&server).await;
+    // Registered at zero before anything happened.
+    for (name, labels) in [
+        ("exai_dedup_hits_total", vec![]),
+        ("exai_dedup_misses_total", vec![]),
+        ("exai_dedup_bytes_saved_total", vec![]),
+        ("exai_cleanup_runs_total", vec![("outcome", "completed")]),
+        ("exai_cleanup_runs_total", vec![("outcome", "failed")]),
+        ("exai_cleanup_items_total", vec![("outcome", "deleted")]),
+        ("exai_error_events_total", vec![]),
+        ("exai_error_events_dropped_total", vec![]),
+        ("exai_error_groups_created_total", vec![]),
+        ("exai_error_analyses_total", vec![("outcome", "over_budget")]),
+        ("exai_auditor_analyses_total", vec![("outcome", "ok")]),
+        ("exai_auditor_observations_total", vec![("severity", "high")]),
+        ("exai_actor_restarts_total", vec![("actor", "toollog")]),
+        ("exai_actor_restarts_total", vec![("actor", "error_watcher")]),
+        ("exai_mailbox_rejections_total", vec![("actor", "coordinator")]),
+        ("exai_dashboard_streams", vec![]),
+        ("exai_connections_total", vec![("protocol", "legacy-ws")]),
+        ("exai_connections_active", vec![("protocol", "mcp-http")]),
+        ("exai_connections_rejected_total", vec![("reason", "per_ip")]),
+        ("exai_ws_frames_total", vec![("direction", "in")]),
+        ("exai_toollog_rows_dropped_total", vec![("reason", "queue_full")]),
+        ("exai_outbox_shed_total", vec![("kind", "terminal")]),
+    ] {
+        assert_eq!(s.value(name, &labels), 0.0, "{name}{labels:?}");
+    }
+    let names = s.names();
+    for family in [
+        "exai_process_cpu_seconds_total",
+        "exai_process_resident_memory_bytes",
+        "exai_process_open_fds",
+        "exai_uptime_seconds",
+        "exai_toollog_queue_rows",
+        "exai_global_wait_seconds_bucket",
+        "exai_tool_call_duration_seconds_bucket",
+    ] {
+        assert!(names.contains(&family), "{family} missing");
+    }
+    // Bounded label values: nothing that looks like an id, a path or a uuid.
+    for (_, labels) in s.0.keys() {
+        for (k, v) in labels {
+            assert!(v.len() <= 40 && !v.contains('/') && !v.contains(' '), "unbounded-looking label {k}={v}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn promtool_accepts_the_scrape_when_installed() {
+    let server = server();
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    c.mcp_initialize().await;
+    c.request(1, "tools/call", json!({"name": "version"})).await;
+    let (text, _) = scrape(&server).await;
+    let Some(promtool) =
+        ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("promtool is not installed: skipping its check here (.ci/run installs it and runs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let out = run_with_timeout(
+        Command::new("sh").arg("-c").arg(format!("{promtool} check metrics < {}", file.display())),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "promtool check metrics failed:\n{}", out.describe());
+    assert!(out.stdout.trim().is_empty() && out.stderr.trim().is_empty(), "promtool warnings:\n{}", out.describe());
+}
