@@ -183,6 +183,7 @@ async fn start(
             Duration::from_secs(cfg.timeouts.resume_grace_secs),
         ),
         stall_close: Duration::from_secs(cfg.timeouts.stall_close_secs.max(1)),
+        close_linger: Duration::from_secs(cfg.timeouts.stall_close_secs.clamp(5, 30)),
     };
     let http = mcp_http::McpHttp::new(
         dispatcher,

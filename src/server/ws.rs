@@ -5,7 +5,7 @@ use super::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
-use exai_actors::session::{ConnInfo, Inbound, Outbound, WsSession};
+use exai_actors::session::{ConnInfo, Inbound, Outbound, ReturnSlot, WriterLink, WsSession};
 use futures_util::StreamExt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -68,58 +68,114 @@ fn to_inbound(item: Result<AggregatedMessage, ProtocolError>, limit: usize) -> I
 
 /// The one task that writes to the socket: frames in outbox order, or — when the session asks
 /// for an urgent close (a client that stopped reading) — the close frame ahead of them.
-async fn writer(
-    mut session: actix_ws::Session,
-    mut rx: mpsc::Receiver<Outbound>,
-    urgent: tokio::sync::oneshot::Receiver<(u16, String)>,
-    send_timeout: Duration,
-    frames_out: prometheus::IntCounter,
-) {
-    let mut urgent = Some(urgent);
+/// Frames it could not write (the one in hand and the rest of the outbox, after an urgent
+/// close or a failed write) go back to the session core for resume.
+async fn writer(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>, mut link: WriterSide) {
+    let mut urgent = link.urgent.take();
     loop {
         let next = tokio::select! {
             biased;
-            (code, reason) = urgent_close(&mut urgent) => Err((code, reason)),
+            c = urgent_close(&mut urgent) => Err(c),
             m = rx.recv() => Ok(m),
         };
         let m = match next {
-            Err((code, reason)) => return close_quickly(session, code, reason).await,
+            Err(c) => return link.give_back_and_close(session, rx, None, c).await,
             Ok(None) => {
                 let _ = session.close(Some(CloseReason { code: CloseCode::Normal, description: None })).await;
                 return;
             }
             Ok(Some(m)) => m,
         };
-        let urgent_close = tokio::select! {
-            biased;
-            c = urgent_close(&mut urgent) => Some(c),
-            sent = async {
-                match m {
-                    Outbound::Text(t) => {
-                        let r = tokio::time::timeout(send_timeout, session.text(t)).await;
-                        if matches!(r, Ok(Ok(()))) {
-                            frames_out.inc();
+        let step = match m {
+            Outbound::Text(t) => {
+                let t = bytestring::ByteString::from(t);
+                tokio::select! {
+                    biased;
+                    c = urgent_close(&mut urgent) => Step::Urgent(c, Some(t)),
+                    r = tokio::time::timeout(link.send_timeout, session.text(t.clone())) => match r {
+                        Ok(Ok(())) => {
+                            link.frames_out.inc();
+                            Step::Sent
                         }
-                        r
-                    }
-                    Outbound::Ping(b) => tokio::time::timeout(send_timeout, session.ping(&b)).await,
-                    Outbound::Pong(b) => tokio::time::timeout(send_timeout, session.pong(&b)).await,
-                    Outbound::Close(code, reason) => {
-                        let r = CloseReason { code: CloseCode::from(code), description: Some(reason) };
-                        let _ = tokio::time::timeout(send_timeout, session.clone().close(Some(r))).await;
-                        Ok(Err(actix_ws::Closed))
-                    }
+                        _ => Step::Failed(Some(t)),
+                    },
                 }
-            } => {
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
+            }
+            Outbound::Close(code, reason) => {
+                let r = CloseReason { code: CloseCode::from(code), description: Some(reason) };
+                let _ = tokio::time::timeout(link.send_timeout, session.close(Some(r))).await;
+                return;
+            }
+            control => {
+                let sent = async {
+                    match control {
+                        Outbound::Ping(b) => tokio::time::timeout(link.send_timeout, session.ping(&b)).await,
+                        Outbound::Pong(b) => tokio::time::timeout(link.send_timeout, session.pong(&b)).await,
+                        Outbound::Text(_) | Outbound::Close(..) => Ok(Ok(())),
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    c = urgent_close(&mut urgent) => Step::Urgent(c, None),
+                    r = sent => if matches!(r, Ok(Ok(()))) { Step::Sent } else { Step::Failed(None) },
                 }
-                None
             }
         };
-        if let Some((code, reason)) = urgent_close {
-            return close_quickly(session, code, reason).await;
+        match step {
+            Step::Sent => {}
+            Step::Urgent(c, in_hand) => return link.give_back_and_close(session, rx, in_hand, c).await,
+            Step::Failed(in_hand) => {
+                link.give_back(&mut rx, in_hand);
+                return;
+            }
         }
+    }
+}
+
+/// What one outbound frame came to.
+enum Step {
+    Sent,
+    /// The session asked for an urgent close (with the text frame in hand, if any).
+    Urgent((u16, String), Option<bytestring::ByteString>),
+    /// The write failed or timed out (the connection is gone or not read).
+    Failed(Option<bytestring::ByteString>),
+}
+
+/// The writer's side of its link with the session.
+struct WriterSide {
+    urgent: Option<tokio::sync::oneshot::Receiver<(u16, String)>>,
+    return_slot: ReturnSlot,
+    send_timeout: Duration,
+    /// How long an urgent close waits for room for the close frame (the client must read).
+    linger: Duration,
+    frames_out: prometheus::IntCounter,
+}
+
+impl WriterSide {
+    /// Stop taking frames and give the unwritten ones back to the session core, in order.
+    fn give_back(&self, rx: &mut mpsc::Receiver<Outbound>, in_hand: Option<bytestring::ByteString>) {
+        rx.close();
+        let mut frames: Vec<String> = in_hand.map(|t| t.to_string()).into_iter().collect();
+        while let Ok(m) = rx.try_recv() {
+            if let Outbound::Text(t) = m {
+                frames.push(t);
+            }
+        }
+        self.return_slot.give_back(frames);
+    }
+
+    /// Urgent close: frames not yet written return to the session; the close frame follows
+    /// what the socket already holds, as soon as the client reads enough to make room.
+    async fn give_back_and_close(
+        &self,
+        session: actix_ws::Session,
+        mut rx: mpsc::Receiver<Outbound>,
+        in_hand: Option<bytestring::ByteString>,
+        (code, reason): (u16, String),
+    ) {
+        self.give_back(&mut rx, in_hand);
+        let r = CloseReason { code: CloseCode::from(code), description: Some(reason) };
+        let _ = tokio::time::timeout(self.linger, session.close(Some(r))).await;
     }
 }
 
@@ -134,11 +190,6 @@ async fn urgent_close(u: &mut Option<tokio::sync::oneshot::Receiver<(u16, String
         Some(c) => c,
         None => std::future::pending().await,
     }
-}
-
-async fn close_quickly(session: actix_ws::Session, code: u16, reason: String) {
-    let r = CloseReason { code: CloseCode::from(code), description: Some(reason) };
-    let _ = tokio::time::timeout(Duration::from_secs(1), session.close(Some(r))).await;
 }
 
 async fn reject(req: &HttpRequest, body: web::Payload, code: u16, reason: String) -> actix_web::Result<HttpResponse> {
@@ -201,14 +252,21 @@ pub async fn upgrade(
         .map(move |item| to_inbound(item, limit));
     let (tx, rx) = mpsc::channel(s.outbox_capacity.max(1));
     let (urgent_tx, urgent_rx) = tokio::sync::oneshot::channel();
-    let frames_out = state.metrics.frames.with_label_values(&["out"]);
-    actix_rt::spawn(writer(session, rx, urgent_rx, Duration::from_secs(s.client_timeout_secs.max(1)), frames_out));
+    let return_slot = ReturnSlot::default();
+    let side = WriterSide {
+        urgent: Some(urgent_rx),
+        return_slot: return_slot.clone(),
+        send_timeout: Duration::from_secs(s.client_timeout_secs.max(1)),
+        linger: state.session_deps.close_linger,
+        frames_out: state.metrics.frames.with_label_values(&["out"]),
+    };
+    actix_rt::spawn(writer(session, rx, side));
     let resume = query_param(&req, "session_id").filter(|s| exai_actors::protocol::legacy::valid_session_id(s));
     let info = ConnInfo { peer, mcp_subprotocol: mcp, authenticated, guard, resume };
     let deps = state.session_deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(deps, info, tx, urgent_tx)
+        WsSession::new(deps, info, tx, WriterLink { urgent_close: urgent_tx, return_slot })
     });
     Ok(resp)
 }

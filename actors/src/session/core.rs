@@ -256,6 +256,21 @@ impl SessionCore {
         lost
     }
 
+    /// Put frames a dying connection never wrote back at the head of the buffer (they are
+    /// older than anything buffered since), so a resumed connection receives them first.
+    /// They are kept even past the buffer bound: at most one outbox worth per connection.
+    pub fn requeue_front(self: &Arc<Self>, frames: Vec<String>) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        self.global_buffered.fetch_add(frames.len(), Ordering::AcqRel);
+        for f in frames.into_iter().rev() {
+            g.pending.push_front(f);
+        }
+        self.pump_locked(&mut g);
+    }
+
     /// Detach `conn_id` (if it is the attached one). Returns when the detach happened.
     pub fn detach(&self, conn_id: u64) -> Option<Instant> {
         let mut g = self.lock();
@@ -280,6 +295,30 @@ impl SessionCore {
         let n = g.pending.len();
         g.pending.clear();
         self.global_buffered.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Where a connection's writer gives back the frames it could not write (the outbox it was
+/// draining when the connection died or was closed for stalling): the session core the
+/// connection is attached to at that moment. The session actor keeps it current.
+#[derive(Clone, Default)]
+pub struct ReturnSlot(Arc<Mutex<Option<Arc<SessionCore>>>>);
+
+impl ReturnSlot {
+    /// Point the slot at the core the connection is attached to.
+    pub fn set(&self, core: &Arc<SessionCore>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(core));
+    }
+
+    /// Give unwritten frames back to the session (no-op when none or no core).
+    pub fn give_back(&self, frames: Vec<String>) {
+        if frames.is_empty() {
+            return;
+        }
+        let core = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(core) = core {
+            core.requeue_front(frames);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pub mod core;
 mod legacy;
 mod mcp;
 
-pub use self::core::{BufferLimits, CallFinished, ReplyTo, SessionCore, SessionRegistry};
+pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, SessionCore, SessionRegistry};
 
 use self::core::CallEntry;
 use crate::coordinator::{DrainSession, RegisterSession, UnregisterSession};
@@ -108,6 +108,17 @@ pub struct SessionDeps {
     pub sessions: SessionRegistry,
     /// Close a connection whose client has not read a terminal reply for this long.
     pub stall_close: Duration,
+    /// After a stall close: how long the connection still lets the client read what was
+    /// queued (and the close frame) while its input is read and discarded, before it ends.
+    pub close_linger: Duration,
+}
+
+/// The session's side of its connection's writer task.
+pub struct WriterLink {
+    /// Closes the socket ahead of queued frames (a client that stopped reading).
+    pub urgent_close: tokio::sync::oneshot::Sender<(u16, String)>,
+    /// Where the writer gives back the frames it could not write.
+    pub return_slot: ReturnSlot,
 }
 
 /// Facts about the connection established at upgrade time.
@@ -130,6 +141,7 @@ impl WsSession {
     /// Attach this connection to its session core: buffered replies flow first; replies that
     /// could not be kept while detached are answered with an explicit error now.
     fn attach(&mut self, ctx: &mut Context<Self>) {
+        self.return_slot.set(&self.core);
         let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), ctx.address().recipient());
         for to in lost {
             let err = crate::error::ToolError::Unavailable(
@@ -185,6 +197,11 @@ pub struct WsSession {
     out: mpsc::Sender<Outbound>,
     /// Closes the socket ahead of queued frames (a client that stopped reading).
     urgent_close: Option<tokio::sync::oneshot::Sender<(u16, String)>>,
+    /// Kept pointing at `core` so the writer can give back frames it did not write.
+    return_slot: ReturnSlot,
+    /// Closed for stalling: input is read and discarded until the client closes or the
+    /// linger ends, so the client can still read the close frame.
+    lingering: bool,
     core: Arc<SessionCore>,
     /// The client chose the session id (legacy `hello.session_id`, MCP `?session_id=`), so it
     /// can come back for it: the session outlives the connection for the resume grace.
@@ -201,12 +218,7 @@ pub struct WsSession {
 
 impl WsSession {
     /// Create the actor for a new connection. `out` is the bounded outbox its writer drains.
-    pub fn new(
-        deps: SessionDeps,
-        info: ConnInfo,
-        out: mpsc::Sender<Outbound>,
-        urgent_close: tokio::sync::oneshot::Sender<(u16, String)>,
-    ) -> WsSession {
+    pub fn new(deps: SessionDeps, info: ConnInfo, out: mpsc::Sender<Outbound>, link: WriterLink) -> WsSession {
         let conn_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mode = if info.mcp_subprotocol { Mode::Mcp } else { Mode::Detecting };
         let id = info.resume.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -217,7 +229,9 @@ impl WsSession {
             deps,
             mode,
             out,
-            urgent_close: Some(urgent_close),
+            urgent_close: Some(link.urgent_close),
+            return_slot: link.return_slot,
+            lingering: false,
             resumable: info.resume.is_some(),
             core,
             last_seen: Instant::now(),
@@ -372,13 +386,20 @@ impl WsSession {
     }
 
     fn on_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.lingering {
+            return;
+        }
         self.core.flush();
         if self.core.stalled_for().is_some_and(|d| d > self.deps.stall_close) {
             tracing::warn!(session = %self.session_id, "client stopped reading; closing 1013, replies kept for resume");
             self.env().metrics.outbox_shed.with_label_values(&["stalled_close"]).inc();
             self.close_now(1013, "client is not reading; replies are kept for session resume");
             self.closing = true;
-            ctx.stop();
+            // Keep reading (and discarding) input for a while: a server that stops reading
+            // and drops the socket with unread input resets the connection, and the reset
+            // discards the close frame the client has not read yet.
+            self.lingering = true;
+            ctx.run_later(self.deps.close_linger, |_, ctx| ctx.stop());
             return;
         }
         let timeout = Duration::from_secs(self.env().settings.client_timeout_secs);
@@ -511,6 +532,12 @@ impl Actor for WsSession {
 impl StreamHandler<Inbound> for WsSession {
     fn handle(&mut self, item: Inbound, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
+        if self.lingering {
+            if matches!(item, Inbound::Close(_) | Inbound::Error { .. }) {
+                ctx.stop();
+            }
+            return;
+        }
         match item {
             Inbound::Text(t) => self.on_text(t, ctx),
             Inbound::Binary(b) => match String::from_utf8(b.to_vec()) {

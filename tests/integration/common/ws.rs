@@ -169,6 +169,11 @@ impl WsClient {
         self.send(Message::Text(text.into())).await;
     }
 
+    /// Sends a JSON text frame; an error (the server closed or reset) is returned, not a panic.
+    pub async fn try_send_json(&mut self, value: &Value) -> Result<(), String> {
+        self.conn.send(Message::Text(value.to_string().into())).await.map_err(|e| e.to_string())
+    }
+
     pub async fn send_json(&mut self, value: &Value) {
         self.send_text(&value.to_string()).await;
     }
