@@ -92,6 +92,8 @@ pub struct ObsMetrics {
     pub dedup_misses: IntCounter,
     /// File dedup: bytes not uploaded thanks to dedup hits.
     pub dedup_bytes_saved: IntCounter,
+    /// File bytes read from disk by pass (`hash`, `upload`, `blob`; refreshed at scrape).
+    pub file_read_bytes: IntCounterVec,
     /// Cleanup runs by outcome (`completed`, `failed`).
     pub cleanup_runs: IntCounterVec,
     /// Cleanup items by outcome (`deleted`, `failed`, `skipped`).
@@ -146,6 +148,12 @@ impl ObsMetrics {
             dedup_hits: counter("dedup_hits_total", "File uploads avoided by deduplication")?,
             dedup_misses: counter("dedup_misses_total", "File uploads not found in the dedup index")?,
             dedup_bytes_saved: counter("dedup_bytes_saved_total", "Bytes not uploaded thanks to deduplication")?,
+            file_read_bytes: counters(
+                "file_read_bytes_total",
+                "File bytes read from disk by pass (hash, upload, blob)",
+                "pass",
+                &["hash", "upload", "blob"],
+            )?,
             cleanup_runs: counters(
                 "cleanup_runs_total",
                 "Cleanup runs by outcome",
@@ -376,6 +384,13 @@ impl Metrics {
         o.inflight_limit.set(rt.inflight.max() as i64);
         o.toollog_queue_rows.set(toollog_rows as i64);
         o.uptime_seconds.set(rt.uptime_secs() as i64);
+        for (pass, total) in crate::files::hash::read_totals() {
+            let c = o.file_read_bytes.with_label_values(&[pass]);
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        }
     }
 
     /// Make an actor's restart and mailbox-rejection series visible (at zero) before the

@@ -4,7 +4,7 @@
 //! put of the same content just drops its temporary file.
 
 use async_trait::async_trait;
-use exai_actors::files::hash::DualHasher;
+use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
 use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +49,7 @@ impl LocalBlobStore {
                 if n == 0 {
                     break;
                 }
+                count_read(ReadPass::Blob, n as u64);
                 h.update(&buf[..n]);
                 out.write_all(&buf[..n]).map_err(io)?;
             }

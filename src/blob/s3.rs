@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use exai_actors::files::hash::DualHasher;
+use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
 use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -102,6 +102,7 @@ impl S3BlobStore {
                 break;
             }
             buf.truncate(n);
+            count_read(ReadPass::Blob, n as u64);
             let chunk = Bytes::from(buf);
             let c = chunk.clone();
             hasher = tokio::task::spawn_blocking(move || {

@@ -6,19 +6,16 @@
 use awc::body::SizedStream;
 use awc::http::header::CONTENT_TYPE;
 use awc::http::Method;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use exai_actors::files::hash::{hashed_chunks, HashedChunks};
 use exai_actors::provider::types::{ProviderError, ProviderFile, RequestTimeouts};
 use futures_util::Stream;
 use serde_json::Value;
 use std::io;
 use std::path::Path;
-use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use super::http::{read_body, HttpCore, CONTENT_BODY_LIMIT, JSON_BODY_LIMIT};
-
-/// Bytes read from disk per chunk.
-pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The framing of one upload: a `purpose` field, then the `file` part, then the trailer.
 #[derive(Debug, Clone)]
@@ -59,42 +56,22 @@ impl MultipartUpload {
         self.head.len() as u64 + file_size + self.tail.len() as u64
     }
 
-    /// The body: head, the file's `file_size` bytes read in chunks, tail. A file that ends
-    /// early fails the stream (the length was already announced).
-    pub(crate) fn into_stream<R>(self, reader: R, file_size: u64) -> impl Stream<Item = Result<Bytes, io::Error>>
+    /// The body: head, the given file chunks, tail.
+    pub(crate) fn around<S>(self, chunks: S) -> impl Stream<Item = Result<Bytes, io::Error>>
     where
-        R: tokio::io::AsyncRead + Unpin + 'static,
+        S: Stream<Item = Result<Bytes, io::Error>>,
     {
-        enum Part<R> {
-            Head(Bytes, Bytes, R, u64),
-            File(Bytes, R, u64),
-            Done,
-        }
-        let start = Part::Head(self.head, self.tail, reader, file_size);
-        futures_util::stream::unfold(start, |part| async move {
-            match part {
-                Part::Head(head, tail, reader, left) => Some((Ok(head), Part::File(tail, reader, left))),
-                Part::File(tail, _, 0) => Some((Ok(tail), Part::Done)),
-                Part::File(tail, mut reader, left) => {
-                    let want = usize::try_from(left).unwrap_or(CHUNK_BYTES).min(CHUNK_BYTES);
-                    let mut buf = BytesMut::with_capacity(want);
-                    while buf.len() < want {
-                        match reader.read_buf(&mut buf).await {
-                            Ok(0) => {
-                                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank during upload");
-                                return Some((Err(e), Part::Done));
-                            }
-                            Ok(_) => {}
-                            Err(e) => return Some((Err(e), Part::Done)),
-                        }
-                    }
-                    let left = left - buf.len() as u64;
-                    Some((Ok(buf.freeze()), Part::File(tail, reader, left)))
-                }
-                Part::Done => None,
-            }
-        })
+        use futures_util::StreamExt;
+        let (head, tail) = (self.head, self.tail);
+        futures_util::stream::once(async move { Ok(head) })
+            .chain(chunks)
+            .chain(futures_util::stream::once(async move { Ok(tail) }))
     }
+}
+
+/// The chunks of a [`HashedChunks`] as a stream.
+fn chunk_stream(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> impl Stream<Item = Result<Bytes, io::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
 /// A form field value on one line (CR/LF would break the framing).
@@ -142,7 +119,8 @@ fn local_file_error(e: &io::Error) -> ProviderError {
     ProviderError::Unsupported(format!("cannot read the file to upload: {}", e.kind()))
 }
 
-/// `POST {base}/files`, the file streamed from `path`.
+/// `POST {base}/files`, the file streamed from `path`: read once on the blocking pool and
+/// hashed on the way, so the returned file carries the sha256 of exactly the bytes sent.
 pub(crate) async fn upload(
     core: &HttpCore,
     path: &Path,
@@ -151,8 +129,7 @@ pub(crate) async fn upload(
     timeouts: &RequestTimeouts,
 ) -> Result<ProviderFile, ProviderError> {
     let deadline = Instant::now() + timeouts.request;
-    let file = tokio::fs::File::open(path).await.map_err(|e| local_file_error(&e))?;
-    let meta = file.metadata().await.map_err(|e| local_file_error(&e))?;
+    let meta = tokio::fs::metadata(path).await.map_err(|e| local_file_error(&e))?;
     if !meta.is_file() {
         return Err(ProviderError::Unsupported("the path to upload is not a regular file".into()));
     }
@@ -160,13 +137,16 @@ pub(crate) async fn upload(
     let upload = MultipartUpload::new(filename, purpose);
     let length = upload.content_length(size);
     let req = core.request(Method::POST, "/files", timeouts).insert_header((CONTENT_TYPE, upload.content_type()));
-    let body = SizedStream::new(length, upload.into_stream(file, size));
+    let HashedChunks { chunks, digests } = hashed_chunks(path.to_path_buf(), size);
+    let body = SizedStream::new(length, upload.around(chunk_stream(chunks)));
     tracing::debug!(provider = %core.name(), bytes = size, "uploading a file");
     let mut res = core.send(req, body, deadline, "request").await?;
     let bytes = read_body(&mut res, deadline, JSON_BODY_LIMIT, false).await?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::Protocol(format!("upload answer is not valid JSON: {e}")))?;
-    file_of(&v, purpose)
+    let mut file = file_of(&v, purpose)?;
+    file.sha256 = digests.await.ok().map(|d| d.sha256);
+    Ok(file)
 }
 
 /// `GET {base}/files`.
@@ -223,6 +203,7 @@ fn file_of(v: &Value, default_purpose: &str) -> Result<ProviderFile, ProviderErr
         bytes: v.get("bytes").and_then(Value::as_u64).unwrap_or(0),
         purpose: text("purpose").unwrap_or_else(|| default_purpose.to_string()),
         created_at: v.get("created_at").and_then(Value::as_i64),
+        sha256: None,
     })
 }
 
@@ -232,14 +213,22 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
+    /// The upload body of `data` (announced as `announced` bytes), and the digests.
+    async fn body_of(
+        upload: MultipartUpload,
+        data: &[u8],
+        announced: u64,
+    ) -> (Vec<Result<Bytes, io::Error>>, Option<exai_actors::files::hash::Digests>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, data).unwrap();
+        let HashedChunks { chunks, digests } = hashed_chunks(path, announced);
+        let out: Vec<_> = upload.around(chunk_stream(chunks)).collect().await;
+        (out, digests.await.ok())
+    }
+
     async fn collect(upload: MultipartUpload, data: &[u8]) -> Result<Vec<Bytes>, io::Error> {
-        let reader = std::io::Cursor::new(data.to_vec());
-        let mut s = std::pin::pin!(upload.into_stream(reader, data.len() as u64));
-        let mut out = Vec::new();
-        while let Some(chunk) = s.next().await {
-            out.push(chunk?);
-        }
-        Ok(out)
+        body_of(upload, data, data.len() as u64).await.0.into_iter().collect()
     }
 
     #[actix_rt::test]
@@ -256,25 +245,33 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn file_is_streamed_in_bounded_chunks() {
-        let data: Vec<u8> = (0..(CHUNK_BYTES * 3 + 17)).map(|i| (i % 251) as u8).collect();
+    async fn file_is_streamed_in_bounded_chunks_and_hashed_on_the_way() {
+        use exai_actors::files::hash::{hex, STREAM_CHUNK_BYTES};
+        use sha2::Digest;
+        let data: Vec<u8> = (0..(STREAM_CHUNK_BYTES * 3 + 17)).map(|i| (i % 251) as u8).collect();
         let up = MultipartUpload::new("blob.bin", "assistants");
-        let chunks = collect(up.clone(), &data).await.unwrap();
-        assert!(chunks.iter().all(|c| c.len() <= CHUNK_BYTES));
+        let (body, digests) = body_of(up.clone(), &data, data.len() as u64).await;
+        let chunks: Vec<Bytes> = body.into_iter().collect::<Result<_, _>>().unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= STREAM_CHUNK_BYTES));
         assert_eq!(chunks.len(), 1 + 4 + 1, "head, four file chunks, tail");
         let file_bytes: Vec<u8> = chunks[1..chunks.len() - 1].concat();
         assert_eq!(file_bytes, data);
         assert_eq!(up.content_length(data.len() as u64), chunks.iter().map(|c| c.len() as u64).sum::<u64>());
+        let d = digests.unwrap();
+        assert_eq!(d.sha256, hex(&sha2::Sha256::digest(&data)));
+        assert_eq!(d.size, data.len() as u64);
     }
 
     #[actix_rt::test]
-    async fn a_file_shorter_than_announced_fails_the_stream() {
-        let up = MultipartUpload::new("x.bin", "assistants");
-        let reader = std::io::Cursor::new(vec![1u8; 10]);
-        let mut s = std::pin::pin!(up.into_stream(reader, 20));
-        assert!(s.next().await.unwrap().is_ok()); // head
-        let err = s.next().await.unwrap().unwrap_err();
+    async fn a_file_shorter_or_longer_than_announced_fails_the_stream() {
+        let (body, digests) = body_of(MultipartUpload::new("x.bin", "assistants"), &[1u8; 10], 20).await;
+        assert!(body[0].is_ok()); // head
+        let err = body.iter().find_map(|r| r.as_ref().err()).unwrap();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(digests.is_none(), "no identity for a failed read");
+        let (body, digests) = body_of(MultipartUpload::new("x.bin", "assistants"), &[1u8; 30], 20).await;
+        assert!(body.iter().any(Result::is_err), "a file that grew fails too");
+        assert!(digests.is_none());
     }
 
     #[test]
@@ -311,7 +308,8 @@ mod tests {
                 filename: "a.txt".into(),
                 bytes: 5,
                 purpose: "agent".into(),
-                created_at: Some(7)
+                created_at: Some(7),
+                sha256: None,
             }
         );
         assert!(matches!(file_of(&serde_json::json!({"filename":"a"}), ""), Err(ProviderError::Protocol(_))));

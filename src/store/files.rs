@@ -61,6 +61,8 @@ const FINISH_DELETE: &str = "DELETE FROM provider_file_uploads WHERE id = $1 AND
      AND reference_count = 0";
 const FINISH_MARK: &str = "UPDATE provider_file_uploads SET upload_status = 'deleted', provider_file_id = NULL, \
      cleanup_claimed_at = NULL, updated_at = $1 WHERE id = $2 AND provider_file_id = $3";
+const SIZE_EXISTS: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM provider_file_uploads \
+     WHERE provider = $1 AND file_size_bytes = $2 LIMIT 1) AS t";
 const COUNT_FILES: &str = "SELECT COUNT(*) FROM provider_file_uploads WHERE upload_status = 'completed' \
      AND provider_file_id IS NOT NULL";
 const START_RUN: &str =
@@ -215,6 +217,17 @@ macro_rules! registry_impl {
                     .await
                     .map_err(map_sqlx)?;
                 rows.iter().map(file_ref).collect()
+            }
+
+            async fn any_file_of_size(&self, provider: &str, size: u64) -> Result<bool, StoreError> {
+                let size = i64::try_from(size).unwrap_or(i64::MAX);
+                let n: i64 = sqlx::query_scalar(SIZE_EXISTS)
+                    .bind(provider)
+                    .bind(size)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(n > 0)
             }
 
             async fn count_provider_files(&self) -> Result<i64, StoreError> {

@@ -14,7 +14,7 @@ use exai_actors::ports::{
 use harness::{on_each_backend, Raw};
 use serde_json::json;
 
-const KNOWN_VERSIONS: [i64; 5] = [1, 2, 3, 4, 5];
+const KNOWN_VERSIONS: [i64; 6] = [1, 2, 3, 4, 5, 6];
 
 const TABLES: [&str; 9] = [
     "sessions",

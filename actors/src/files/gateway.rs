@@ -2,10 +2,12 @@
 //!
 //! One upload: resolve the path under the allowed roots (symlinks resolved) → the policy
 //! tier by size → for `gateway` and `blob_only`, stream the file into the blob store while
-//! hashing it (one read); for `direct`, hash it on the blocking pool → (unless blob-only)
-//! [`Acquire`] from the dedup manager, which uploads only on a miss (the provider multipart
-//! upload streams from disk). The hash must be known before the dedup decision, so a miss
-//! reads the file a second time for the provider upload; a hit never does.
+//! hashing it (one read) → (unless blob-only) [`Acquire`] from the dedup manager, which
+//! uploads only on a miss. For `direct`, the manager decides: content of a size no stored
+//! file has is certainly new, so it is read once, hashed while it streams to the provider;
+//! otherwise it is hashed first, and a hit never reads it again (a miss of a size that
+//! exists reads it twice). The `gateway` tier reads the file once into the blob store and
+//! once more for the provider upload.
 
 use super::cleanup::CleanupCoordinator;
 use super::dedup::{Acquire, DedupManager, Release};
@@ -144,23 +146,30 @@ impl FileGateway {
             ));
             return Ok(out);
         }
+        // Blob tiers hash on the way into the blob store; `direct` leaves it to the dedup
+        // manager, which hashes while uploading when the content is certainly new.
         let digests = match (tier, &self.blob) {
             (Tier::Gateway | Tier::BlobOnly, Some(blob)) => {
                 let info = blob.put_file(&path).await.map_err(|e| ToolError::Execution(e.to_string()))?;
                 out.blob_key = Some(info.key.clone());
-                super::hash::Digests { sha256: info.sha256, xxh3: info.xxh3, size: info.size }
+                Some(super::hash::Digests { sha256: info.sha256, xxh3: info.xxh3, size: info.size })
             }
-            _ => hash_file(path.clone())
-                .await
-                .map_err(|e| ToolError::Execution(format!("cannot read {}: {}", out.path, e.kind())))?,
+            (Tier::BlobOnly, None) => Some(
+                hash_file(path.clone())
+                    .await
+                    .map_err(|e| ToolError::Execution(format!("cannot read {}: {}", out.path, e.kind())))?,
+            ),
+            _ => None,
         };
-        out.size = digests.size;
-        out.sha256 = Some(digests.sha256.clone());
+        if let Some(d) = &digests {
+            out.size = d.size;
+            out.sha256 = Some(d.sha256.clone());
+        }
         if tier == Tier::BlobOnly {
             out.note = Some(format!(
                 "{} bytes is above every provider's upload limit (files.kimi_max_bytes, files.glm_max_bytes, \
                  files.other_max_bytes): kept in the blob store only, not sent to any provider",
-                digests.size
+                out.size
             ));
             return Ok(out);
         }
@@ -171,6 +180,7 @@ impl FileGateway {
                 path,
                 filename,
                 purpose: self.purpose(provider).to_string(),
+                size: out.size,
                 digests,
                 method: tier.as_str().to_string(),
                 blob_key: out.blob_key.clone(),
@@ -179,6 +189,7 @@ impl FileGateway {
             .map_err(|_| ToolError::Unavailable("dedup manager stopped during the upload".into()))??;
         out.provider = Some(provider.to_string());
         out.provider_file_id = acquired.file.provider_file_id.clone();
+        out.sha256 = Some(acquired.file.sha256.clone());
         out.dedup_hit = acquired.hit;
         out.reference_count = Some(acquired.file.reference_count);
         Ok(out)

@@ -1,11 +1,38 @@
 //! Content hashing: sha256 (the identity) and xxh3-64 (the fast in-memory key) computed
 //! together in one streaming pass with a fixed buffer, on the blocking pool — never on an
-//! actor thread.
+//! actor thread. [`hashed_chunks`] is the same pass feeding an upload body, so a file that
+//! is uploaded is read from disk once.
 
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use xxhash_rust::xxh3::Xxh3;
+
+/// Why file bytes were read from disk (exported as `exai_file_read_bytes_total{pass}`, so
+/// "read once" is observable: a new file uploaded directly adds its size once, to `upload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPass {
+    /// Hashing only (before a dedup decision).
+    Hash = 0,
+    /// Streaming to a provider's upload (hashed on the way).
+    Upload = 1,
+    /// Streaming into the blob store (hashed on the way).
+    Blob = 2,
+}
+
+static READ_BYTES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Count bytes read from disk for `pass`.
+pub fn count_read(pass: ReadPass, n: u64) {
+    READ_BYTES[pass as usize].fetch_add(n, Ordering::Relaxed);
+}
+
+/// Bytes read so far in this process, by pass label.
+pub fn read_totals() -> [(&'static str, u64); 3] {
+    let g = |p: ReadPass| READ_BYTES[p as usize].load(Ordering::Relaxed);
+    [("hash", g(ReadPass::Hash)), ("upload", g(ReadPass::Upload)), ("blob", g(ReadPass::Blob))]
+}
 
 /// Read buffer of the hashing pass.
 pub const HASH_BUF_BYTES: usize = 1 << 20;
@@ -69,6 +96,7 @@ pub fn hash_file_blocking(path: &Path) -> std::io::Result<Digests> {
         if n == 0 {
             break;
         }
+        count_read(ReadPass::Hash, n as u64);
         h.update(&buf[..n]);
     }
     Ok(h.finish())
@@ -81,12 +109,72 @@ pub async fn hash_file(path: PathBuf) -> std::io::Result<Digests> {
         .map_err(|e| std::io::Error::other(format!("hashing task failed: {e}")))?
 }
 
-/// The in-flight key of (provider, sha256): xxh3 over both.
-pub fn inflight_key(provider: &str, sha256: &str) -> u64 {
+/// Chunks read from disk per step of a hashed upload stream.
+pub const STREAM_CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks a hashed upload stream reads ahead of the network (bounds its memory).
+const STREAM_AHEAD: usize = 4;
+
+/// A file read once, on the blocking pool: its chunks (for an upload body) and, once the
+/// last chunk is taken, its digests. Exactly `size` bytes are read; a file that is shorter
+/// or longer than announced fails the stream (the upload's length is already declared).
+pub struct HashedChunks {
+    /// The file's bytes, in order.
+    pub chunks: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    /// Digests of exactly the bytes sent through `chunks`.
+    pub digests: tokio::sync::oneshot::Receiver<Digests>,
+}
+
+/// Start reading and hashing `path` (of `size` bytes) for a streamed upload.
+pub fn hashed_chunks(path: PathBuf, size: u64) -> HashedChunks {
+    let (tx, chunks) = tokio::sync::mpsc::channel(STREAM_AHEAD);
+    let (dtx, digests) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let send = |r: std::io::Result<bytes::Bytes>| tx.blocking_send(r).is_ok();
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        let mut h = DualHasher::default();
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(STREAM_CHUNK_BYTES).min(STREAM_CHUNK_BYTES);
+            let mut buf = vec![0u8; want];
+            if let Err(e) = f.read_exact(&mut buf) {
+                let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank during upload")
+                } else {
+                    e
+                };
+                send(Err(e));
+                return;
+            }
+            count_read(ReadPass::Upload, want as u64);
+            h.update(&buf);
+            left -= want as u64;
+            if !send(Ok(bytes::Bytes::from(buf))) {
+                return; // the upload was dropped
+            }
+        }
+        let mut probe = [0u8; 1];
+        if !matches!(f.read(&mut probe), Ok(0)) {
+            send(Err(std::io::Error::other("file grew during upload")));
+            return;
+        }
+        let _ = dtx.send(h.finish());
+    });
+    HashedChunks { chunks, digests }
+}
+
+/// The in-flight key of (provider, size): groups requests that may carry the same content
+/// before its hash is known.
+pub fn inflight_size_key(provider: &str, size: u64) -> u64 {
     let mut h = Xxh3::new();
     h.update(provider.as_bytes());
-    h.update(&[0]);
-    h.update(sha256.as_bytes());
+    h.update(&[1]);
+    h.update(&size.to_le_bytes());
     h.digest()
 }
 
@@ -107,7 +195,8 @@ mod tests {
         assert_eq!(d.xxh3, xxhash_rust::xxh3::xxh3_64(&data));
         assert_eq!(d.size, data.len() as u64);
         assert_eq!(hex(&Sha256::digest(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_ne!(inflight_key("kimi", &d.sha256), inflight_key("glm", &d.sha256));
+        assert_ne!(inflight_size_key("kimi", d.size), inflight_size_key("glm", d.size));
+        assert_ne!(inflight_size_key("kimi", 1), inflight_size_key("kimi", 2));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -191,6 +191,13 @@ pub trait FileRegistry: Send + Sync + 'static {
     /// reference to the existing (provider, sha256) row (clearing a soft delete); returns
     /// the row as it is after the statement.
     async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<FileRef, StoreError>;
+
+    /// Whether any row of `provider` has exactly `size` bytes (a cheap pre-check: content
+    /// of a size no row has is certainly new). The default answers `true`, which only costs
+    /// a hashing pass before the upload.
+    async fn any_file_of_size(&self, _provider: &str, _size: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Record a finished provider upload (status `completed`, any cleanup claim cleared);
     /// false if the row is gone.
     async fn complete_upload(

@@ -277,4 +277,8 @@ pub struct ProviderFile {
     pub purpose: String,
     /// Creation time (Unix seconds) when known.
     pub created_at: Option<i64>,
+    /// sha256 of the bytes this process sent, when it uploaded the file itself (hashed while
+    /// streaming, so the identity is that of exactly what the provider received).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }

@@ -207,6 +207,56 @@ async fn fifty_concurrent_identical_uploads_make_one_provider_upload() {
     .await;
 }
 
+fn read_bytes(metrics: &str, pass: &str) -> u64 {
+    let key = format!("exai_file_read_bytes_total{{pass=\"{pass}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX)
+}
+
+#[actix_rt::test]
+async fn a_new_file_is_read_once_a_repeat_is_only_hashed_and_a_same_size_file_is_not_confused() {
+    use sha2::Digest;
+    let (kimi, glm) = (MockProvider::start_aimock(&fixtures(), &[]), MockProvider::start_aimock(&fixtures(), &[]));
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write(&r.join("a.txt"), 300_000, "alpha content line\n");
+    write(&r.join("a-copy.txt"), 300_000, "alpha content line\n");
+    write(&r.join("b.txt"), 300_000, "bravo content line\n"); // same size, other bytes
+    let sha = |name: &str| format!("{:x}", sha2::Sha256::digest(std::fs::read(r.join(name)).unwrap()));
+    let server = ServerProcess::start(options(&kimi, &glm, r));
+    let metrics = || crate::common::mock::blocking_get(server.port(), "/metrics").unwrap().1;
+    let mut c = mcp(&server).await;
+    let up = |id: i64, name: &str| (id, json!({"files": [name]}));
+
+    // New content: one read, streamed to the provider and hashed on the way.
+    let (id, args) = up(1, "a.txt");
+    let first = ok(&call(&mut c, id, "kimi_upload_files", args).await)["files"][0].clone();
+    assert_eq!(first["dedup_hit"], false);
+    assert_eq!(first["sha256"], sha("a.txt"), "the identity is the sha256 of the bytes sent");
+    let m = metrics();
+    assert_eq!(read_bytes(&m, "upload"), 300_000, "read once, for the upload");
+    assert_eq!(read_bytes(&m, "hash"), 0, "no separate hashing pass for new content");
+
+    // The same bytes under another name: hashed (one read), no upload.
+    let (id, args) = up(2, "a-copy.txt");
+    let again = ok(&call(&mut c, id, "kimi_upload_files", args).await)["files"][0].clone();
+    assert_eq!(again["dedup_hit"], true);
+    assert_eq!(again["provider_file_id"], first["provider_file_id"]);
+    let m = metrics();
+    assert_eq!(read_bytes(&m, "hash"), 300_000);
+    assert_eq!(read_bytes(&m, "upload"), 300_000);
+
+    // Other bytes of the same size: hashed first (a possible hit), then a real upload.
+    let (id, args) = up(3, "b.txt");
+    let other = ok(&call(&mut c, id, "kimi_upload_files", args).await)["files"][0].clone();
+    assert_eq!(other["dedup_hit"], false);
+    assert_eq!(other["sha256"], sha("b.txt"));
+    assert_ne!(other["provider_file_id"], first["provider_file_id"]);
+    let m = metrics();
+    assert_eq!(read_bytes(&m, "hash"), 600_000);
+    assert_eq!(read_bytes(&m, "upload"), 600_000);
+    assert_eq!(uploads(&kimi).await, 2, "two distinct contents, two provider uploads");
+}
+
 async fn admin_cleanup(server: &ServerProcess, dry_run: bool) -> Value {
     install_crypto();
     let mut res = awc::Client::default()
