@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
-use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
+use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -36,25 +36,49 @@ impl LocalBlobStore {
     }
 
     fn put_blocking(&self, src: &Path) -> Result<BlobInfo, BlobError> {
+        let mut input = std::fs::File::open(src).map_err(io)?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        self.write_blocking(None, |out, h| loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            count_read(ReadPass::Blob, n as u64);
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        })
+    }
+
+    fn put_chunks_blocking(&self, mut chunks: ChunkReceiver, size: u64) -> Result<BlobInfo, BlobError> {
+        self.write_blocking(Some(size), |out, h| {
+            while let Some(chunk) = chunks.blocking_recv() {
+                let chunk = chunk?;
+                h.update(&chunk);
+                out.write_all(&chunk)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Write a temporary file with `fill`, then move it to its content address (atomic:
+    /// a reader never sees a partial blob). `expected`: the size the content must have.
+    fn write_blocking(
+        &self,
+        expected: Option<u64>,
+        fill: impl FnOnce(&mut std::fs::File, &mut DualHasher) -> std::io::Result<()>,
+    ) -> Result<BlobInfo, BlobError> {
         let tmp_dir = self.root.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(io)?;
         let tmp = tmp_dir.join(uuid::Uuid::new_v4().to_string());
         let res = (|| {
-            let mut input = std::fs::File::open(src).map_err(io)?;
             let mut out = std::fs::File::create(&tmp).map_err(io)?;
-            let mut buf = vec![0u8; CHUNK_BYTES];
             let mut h = DualHasher::default();
-            loop {
-                let n = input.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                count_read(ReadPass::Blob, n as u64);
-                h.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(io)?;
-            }
+            fill(&mut out, &mut h).map_err(io)?;
             out.sync_all().map_err(io)?;
             let d = h.finish();
+            if let Some(want) = expected.filter(|w| *w != d.size) {
+                return Err(BlobError::Io(format!("expected {want} bytes, got {}", d.size)));
+            }
             let dest = self.path_of(&d.sha256)?;
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
@@ -82,6 +106,13 @@ impl BlobStore for LocalBlobStore {
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {
         let (me, src) = (self.clone(), path.to_path_buf());
         tokio::task::spawn_blocking(move || me.put_blocking(&src))
+            .await
+            .map_err(|e| BlobError::Io(format!("blob write task failed: {e}")))?
+    }
+
+    async fn put_stream(&self, chunks: ChunkReceiver, size: u64) -> Result<BlobInfo, BlobError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.put_chunks_blocking(chunks, size))
             .await
             .map_err(|e| BlobError::Io(format!("blob write task failed: {e}")))?
     }

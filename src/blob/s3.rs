@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
-use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
+use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver};
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjPath;
@@ -84,26 +84,23 @@ impl S3BlobStore {
         Ok(self.key(sha256))
     }
 
-    async fn upload_tmp(&self, path: &Path, tmp: &ObjPath) -> Result<BlobInfo, BlobError> {
-        let mut file = tokio::fs::File::open(path).await.map_err(|e| BlobError::Io(e.to_string()))?;
+    /// Multipart-upload `chunks` to the temporary key `tmp`, hashing them (off the actor
+    /// thread). `expected`: the size the content must have.
+    async fn upload_tmp<S>(&self, mut chunks: S, tmp: &ObjPath, expected: Option<u64>) -> Result<BlobInfo, BlobError>
+    where
+        S: futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
         let upload = self.store.put_multipart(tmp).await.map_err(backend)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut hasher = DualHasher::default();
-        loop {
-            let mut buf = vec![0u8; CHUNK_BYTES];
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
                 Err(e) => {
                     let _ = writer.abort().await;
                     return Err(BlobError::Io(e.to_string()));
                 }
             };
-            if n == 0 {
-                break;
-            }
-            buf.truncate(n);
-            count_read(ReadPass::Blob, n as u64);
-            let chunk = Bytes::from(buf);
             let c = chunk.clone();
             hasher = tokio::task::spawn_blocking(move || {
                 hasher.update(&c);
@@ -114,10 +111,47 @@ impl S3BlobStore {
             writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await.map_err(backend)?;
             writer.put(chunk);
         }
-        writer.finish().await.map_err(backend)?;
         let d = hasher.finish();
+        if let Some(want) = expected.filter(|w| *w != d.size) {
+            let _ = writer.abort().await;
+            return Err(BlobError::Io(format!("expected {want} bytes, got {}", d.size)));
+        }
+        writer.finish().await.map_err(backend)?;
         Ok(BlobInfo { key: d.sha256.clone(), sha256: d.sha256, xxh3: d.xxh3, size: d.size })
     }
+
+    /// Move an uploaded temporary object to its content address (kept once).
+    async fn settle(&self, tmp: &ObjPath, info: BlobInfo) -> Result<BlobInfo, BlobError> {
+        let dest = self.blob_path(&info.sha256)?;
+        let res = match self.store.head(&dest).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => self.store.copy(tmp, &dest).await.map_err(backend),
+            Err(e) => Err(backend(e)),
+        };
+        let _ = self.store.delete(tmp).await;
+        res.map(|_| BlobInfo { key: dest.to_string(), ..info })
+    }
+
+    fn tmp_key(&self) -> ObjPath {
+        self.key(&format!("tmp/{}", uuid::Uuid::new_v4()))
+    }
+}
+
+/// A file's bytes as a stream of chunks (counted as blob reads).
+fn file_chunks(file: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin {
+    Box::pin(futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                count_read(ReadPass::Blob, n as u64);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    }))
 }
 
 #[async_trait]
@@ -127,16 +161,18 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {
-        let tmp = self.key(&format!("tmp/{}", uuid::Uuid::new_v4()));
-        let info = self.upload_tmp(path, &tmp).await?;
-        let dest = self.blob_path(&info.sha256)?;
-        let res = match self.store.head(&dest).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => self.store.copy(&tmp, &dest).await.map_err(backend),
-            Err(e) => Err(backend(e)),
-        };
-        let _ = self.store.delete(&tmp).await;
-        res.map(|_| BlobInfo { key: dest.to_string(), ..info })
+        let file = tokio::fs::File::open(path).await.map_err(|e| BlobError::Io(e.to_string()))?;
+        let tmp = self.tmp_key();
+        let info = self.upload_tmp(file_chunks(file), &tmp, None).await?;
+        self.settle(&tmp, info).await
+    }
+
+    async fn put_stream(&self, chunks: ChunkReceiver, size: u64) -> Result<BlobInfo, BlobError> {
+        let stream =
+            Box::pin(futures_util::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
+        let tmp = self.tmp_key();
+        let info = self.upload_tmp(stream, &tmp, Some(size)).await?;
+        self.settle(&tmp, info).await
     }
 
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {

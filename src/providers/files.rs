@@ -7,7 +7,7 @@ use awc::body::SizedStream;
 use awc::http::header::CONTENT_TYPE;
 use awc::http::Method;
 use bytes::Bytes;
-use exai_actors::files::hash::{hashed_chunks, HashedChunks};
+use exai_actors::files::hash::{hashed_chunks, ChunkSink, HashedChunks};
 use exai_actors::provider::types::{ProviderError, ProviderFile, RequestTimeouts};
 use futures_util::Stream;
 use serde_json::Value;
@@ -126,6 +126,7 @@ pub(crate) async fn upload(
     path: &Path,
     filename: &str,
     purpose: &str,
+    tee: Option<ChunkSink>,
     timeouts: &RequestTimeouts,
 ) -> Result<ProviderFile, ProviderError> {
     let deadline = Instant::now() + timeouts.request;
@@ -137,7 +138,7 @@ pub(crate) async fn upload(
     let upload = MultipartUpload::new(filename, purpose);
     let length = upload.content_length(size);
     let req = core.request(Method::POST, "/files", timeouts).insert_header((CONTENT_TYPE, upload.content_type()));
-    let HashedChunks { chunks, digests } = hashed_chunks(path.to_path_buf(), size);
+    let HashedChunks { chunks, digests } = hashed_chunks(path.to_path_buf(), size, tee);
     let body = SizedStream::new(length, upload.around(chunk_stream(chunks)));
     tracing::debug!(provider = %core.name(), bytes = size, "uploading a file");
     let mut res = core.send(req, body, deadline, "request").await?;
@@ -222,7 +223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.bin");
         std::fs::write(&path, data).unwrap();
-        let HashedChunks { chunks, digests } = hashed_chunks(path, announced);
+        let HashedChunks { chunks, digests } = hashed_chunks(path, announced, None);
         let out: Vec<_> = upload.around(chunk_stream(chunks)).collect().await;
         (out, digests.await.ok())
     }

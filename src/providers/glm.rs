@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use awc::http::Method;
+use exai_actors::files::hash::ChunkSink;
 use exai_actors::provider::payload::{chat_body, PayloadKind};
 use exai_actors::provider::transport::ProviderTransport;
 use exai_actors::provider::types::{
@@ -50,10 +51,11 @@ impl ProviderTransport for GlmTransport {
         path: &Path,
         filename: &str,
         purpose: &str,
+        tee: Option<ChunkSink>,
         timeouts: &RequestTimeouts,
     ) -> Result<ProviderFile, ProviderError> {
         let purpose = if purpose.is_empty() { "agent" } else { purpose };
-        files::upload(&self.core, path, filename, purpose, timeouts).await
+        files::upload(&self.core, path, filename, purpose, tee, timeouts).await
     }
 
     async fn list_files(&self, timeouts: &RequestTimeouts) -> Result<Vec<ProviderFile>, ProviderError> {

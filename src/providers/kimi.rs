@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use awc::http::header::{HeaderName, HeaderValue};
+use exai_actors::files::hash::ChunkSink;
 use exai_actors::provider::payload::{chat_body, PayloadKind, KIMI_WEB_SEARCH_FN};
 use exai_actors::provider::transport::ProviderTransport;
 use exai_actors::provider::types::{
@@ -132,10 +133,11 @@ impl ProviderTransport for KimiTransport {
         path: &Path,
         filename: &str,
         purpose: &str,
+        tee: Option<ChunkSink>,
         timeouts: &RequestTimeouts,
     ) -> Result<ProviderFile, ProviderError> {
         let purpose = if purpose.is_empty() { "file-extract" } else { purpose };
-        files::upload(&self.core, path, filename, purpose, timeouts).await
+        files::upload(&self.core, path, filename, purpose, tee, timeouts).await
     }
 
     async fn list_files(&self, timeouts: &RequestTimeouts) -> Result<Vec<ProviderFile>, ProviderError> {

@@ -8,6 +8,7 @@ use awc::http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use awc::http::Method;
 use awc::ClientResponse;
 use bytes::Bytes;
+use exai_actors::files::hash::ChunkSink;
 use exai_actors::provider::payload::{chat_body, PayloadKind};
 use exai_actors::provider::transport::ProviderTransport;
 use exai_actors::provider::types::{
@@ -179,9 +180,10 @@ impl ProviderTransport for OpenAiTransport {
         path: &Path,
         filename: &str,
         purpose: &str,
+        tee: Option<ChunkSink>,
         timeouts: &RequestTimeouts,
     ) -> Result<ProviderFile, ProviderError> {
-        files::upload(&self.core, path, filename, purpose, timeouts).await
+        files::upload(&self.core, path, filename, purpose, tee, timeouts).await
     }
 
     async fn list_files(&self, timeouts: &RequestTimeouts) -> Result<Vec<ProviderFile>, ProviderError> {

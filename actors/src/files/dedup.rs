@@ -23,14 +23,13 @@
 //! [`Crash`] (fault injection). Metrics: `exai_dedup_hits_total`, `exai_dedup_misses_total`,
 //! `exai_dedup_bytes_saved_total`.
 
-use super::hash::{hash_file, inflight_size_key, Digests};
-use super::ports::{status, FileRef, FileRegistry, NewFileRef};
+use super::hash::{inflight_size_key, Digests};
+use super::ports::{BlobStore, FileRef, FileRegistry};
+use super::resolve::{store_error, Resolver};
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::env::now_ms;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
-use crate::ports::StoreError;
-use crate::provider::actor::{FileReply, FileRequest};
 use crate::provider::service::ProviderSet;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -60,6 +59,19 @@ pub struct Acquire {
     pub method: String,
     /// Blob key when also kept in the blob store.
     pub blob_key: Option<String>,
+    /// Keep a copy in this blob store too (`gateway` tier): fed by the same read as the
+    /// provider upload when the content is new, else stored while it is hashed.
+    pub keep_in_blob: Option<KeepInBlob>,
+}
+
+/// The blob store an [`Acquire`] also keeps the file in.
+#[derive(Clone)]
+pub struct KeepInBlob(pub Arc<dyn BlobStore>);
+
+impl std::fmt::Debug for KeepInBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeepInBlob({})", self.0.kind())
+    }
 }
 
 /// The row after an [`Acquire`].
@@ -109,155 +121,6 @@ impl Actor for DedupManager {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-    }
-}
-
-fn store_error(e: StoreError) -> ToolError {
-    ToolError::Unavailable(format!("file registry: {e}"))
-}
-
-fn read_error(e: std::io::Error) -> ToolError {
-    ToolError::Execution(format!("cannot read the file: {}", e.kind()))
-}
-
-struct Resolver {
-    registry: Arc<dyn FileRegistry>,
-    providers: Arc<ProviderSet>,
-    metrics: Metrics,
-}
-
-impl Resolver {
-    /// Hash first (a possible hit) or upload first (certainly new content), see the module doc.
-    async fn resolve(self, msg: Acquire) -> Result<Acquired, ToolError> {
-        let digests = match msg.digests.clone() {
-            Some(d) => d,
-            None => {
-                let known = self.registry.any_file_of_size(&msg.provider, msg.size).await.map_err(store_error)?;
-                if !known {
-                    return self.upload_first(msg).await;
-                }
-                hash_file(msg.path.clone()).await.map_err(read_error)?
-            }
-        };
-        self.acquire_hashed(msg, digests).await
-    }
-
-    /// New content: upload it (read once, hashed on the way), then record the reference.
-    async fn upload_first(self, msg: Acquire) -> Result<Acquired, ToolError> {
-        self.metrics.obs.dedup_misses.inc();
-        let op = FileRequest::Upload {
-            path: msg.path.clone(),
-            filename: msg.filename.clone(),
-            purpose: msg.purpose.clone(),
-        };
-        let pf = match self.providers.file_op(&msg.provider, op).await? {
-            FileReply::File(pf) => pf,
-            _ => {
-                return Err(ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() })
-            }
-        };
-        let sha256 = match pf.sha256.clone() {
-            Some(s) => s,
-            // A transport that did not hash what it sent: hash the file now.
-            None => hash_file(msg.path.clone()).await.map_err(read_error)?.sha256,
-        };
-        let new = self.new_ref(&msg, sha256, msg.size);
-        let row = match self.registry.acquire_file_ref(&new).await {
-            Ok(row) => row,
-            Err(e) => {
-                self.delete_quietly(&msg.provider, &pf.id, "the reference could not be recorded").await;
-                return Err(store_error(e));
-            }
-        };
-        if row.is_ready() {
-            self.delete_quietly(&msg.provider, &pf.id, "the same content was uploaded meanwhile").await;
-            return Ok(Acquired { file: row, hit: false });
-        }
-        self.complete(row, pf.id, &msg, msg.size).await
-    }
-
-    async fn delete_quietly(&self, provider: &str, id: &str, why: &str) {
-        match self.providers.file_op(provider, FileRequest::Delete(id.to_string())).await {
-            Ok(_) => tracing::info!(provider = %provider, why, "duplicate provider file deleted"),
-            Err(e) => {
-                tracing::warn!(provider = %provider, why, error = %e, "could not delete a duplicate provider file")
-            }
-        }
-    }
-
-    fn new_ref(&self, msg: &Acquire, sha256: String, size: u64) -> NewFileRef {
-        NewFileRef {
-            provider: msg.provider.clone(),
-            sha256,
-            filename: msg.filename.clone(),
-            size: i64::try_from(size).unwrap_or(i64::MAX),
-            mime_type: None,
-            purpose: msg.purpose.clone(),
-            upload_method: msg.method.clone(),
-            blob_key: msg.blob_key.clone(),
-            now_ms: now_ms(),
-        }
-    }
-
-    /// Record a finished upload on its row.
-    async fn complete(
-        &self,
-        mut row: FileRef,
-        provider_file_id: String,
-        msg: &Acquire,
-        size: u64,
-    ) -> Result<Acquired, ToolError> {
-        self.registry
-            .complete_upload(row.id, &provider_file_id, msg.blob_key.as_deref(), now_ms())
-            .await
-            .map_err(store_error)?;
-        tracing::info!(provider = %msg.provider, upload_id = row.id, bytes = size, "file uploaded");
-        row.provider_file_id = Some(provider_file_id);
-        row.upload_status = status::COMPLETED.into();
-        if msg.blob_key.is_some() {
-            row.blob_key = msg.blob_key.clone();
-        }
-        Ok(Acquired { file: row, hit: false })
-    }
-
-    /// One reference (atomic upsert); upload when the row has no usable provider file.
-    async fn acquire_hashed(self, msg: Acquire, digests: Digests) -> Result<Acquired, ToolError> {
-        let new = NewFileRef {
-            provider: msg.provider.clone(),
-            sha256: digests.sha256.clone(),
-            filename: msg.filename.clone(),
-            size: i64::try_from(digests.size).unwrap_or(i64::MAX),
-            mime_type: None,
-            purpose: msg.purpose.clone(),
-            upload_method: msg.method.clone(),
-            blob_key: msg.blob_key.clone(),
-            now_ms: now_ms(),
-        };
-        let row = self.registry.acquire_file_ref(&new).await.map_err(store_error)?;
-        if row.is_ready() {
-            self.metrics.obs.dedup_hits.inc();
-            self.metrics.obs.dedup_bytes_saved.inc_by(digests.size);
-            tracing::debug!(provider = %msg.provider, upload_id = row.id, refs = row.reference_count, "dedup hit");
-            return Ok(Acquired { file: row, hit: true });
-        }
-        self.metrics.obs.dedup_misses.inc();
-        let op = FileRequest::Upload {
-            path: msg.path.clone(),
-            filename: msg.filename.clone(),
-            purpose: msg.purpose.clone(),
-        };
-        match self.providers.file_op(&msg.provider, op).await {
-            Ok(FileReply::File(pf)) => self.complete(row, pf.id, &msg, digests.size).await,
-            Ok(_) => {
-                let e = ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() };
-                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
-                Err(e)
-            }
-            Err(e) => {
-                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
-                Err(e)
-            }
-        }
     }
 }
 

@@ -1,16 +1,15 @@
 //! `FileGateway`: what the file tools call to get a file to a provider.
 //!
 //! One upload: resolve the path under the allowed roots (symlinks resolved) → the policy
-//! tier by size → for `gateway` and `blob_only`, stream the file into the blob store while
-//! hashing it (one read) → (unless blob-only) [`Acquire`] from the dedup manager, which
-//! uploads only on a miss. For `direct`, the manager decides: content of a size no stored
-//! file has is certainly new, so it is read once, hashed while it streams to the provider;
-//! otherwise it is hashed first, and a hit never reads it again (a miss of a size that
-//! exists reads it twice). The `gateway` tier reads the file once into the blob store and
-//! once more for the provider upload.
+//! tier by size → `blob_only`: stream the file into the blob store while hashing it (one
+//! read), done. `direct` and `gateway`: [`Acquire`] from the dedup manager, which uploads
+//! only on a miss. Content of a size no stored file has is certainly new: it is read once,
+//! hashed while it streams to the provider and — for `gateway` — to the blob store from the
+//! same read. Otherwise it is hashed first (for `gateway`, on its way into the blob store),
+//! and a hit never reads it again; only a miss of a size that exists reads it twice.
 
 use super::cleanup::CleanupCoordinator;
-use super::dedup::{Acquire, DedupManager, Release};
+use super::dedup::{Acquire, DedupManager, KeepInBlob, Release};
 use super::hash::hash_file;
 use super::policy::{Tier, UploadPolicy};
 use super::ports::{BlobStore, FileRef, FileRegistry};
@@ -149,7 +148,7 @@ impl FileGateway {
         // Blob tiers hash on the way into the blob store; `direct` leaves it to the dedup
         // manager, which hashes while uploading when the content is certainly new.
         let digests = match (tier, &self.blob) {
-            (Tier::Gateway | Tier::BlobOnly, Some(blob)) => {
+            (Tier::BlobOnly, Some(blob)) => {
                 let info = blob.put_file(&path).await.map_err(|e| ToolError::Execution(e.to_string()))?;
                 out.blob_key = Some(info.key.clone());
                 Some(super::hash::Digests { sha256: info.sha256, xxh3: info.xxh3, size: info.size })
@@ -184,12 +183,19 @@ impl FileGateway {
                 digests,
                 method: tier.as_str().to_string(),
                 blob_key: out.blob_key.clone(),
+                keep_in_blob: match (tier, &self.blob) {
+                    (Tier::Gateway, Some(blob)) => Some(KeepInBlob(Arc::clone(blob))),
+                    _ => None,
+                },
             })
             .await
             .map_err(|_| ToolError::Unavailable("dedup manager stopped during the upload".into()))??;
         out.provider = Some(provider.to_string());
         out.provider_file_id = acquired.file.provider_file_id.clone();
         out.sha256 = Some(acquired.file.sha256.clone());
+        if acquired.file.blob_key.is_some() {
+            out.blob_key = acquired.file.blob_key.clone();
+        }
         out.dedup_hit = acquired.hit;
         out.reference_count = Some(acquired.file.reference_count);
         Ok(out)

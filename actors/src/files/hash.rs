@@ -124,12 +124,60 @@ pub struct HashedChunks {
     pub digests: tokio::sync::oneshot::Receiver<Digests>,
 }
 
-/// Start reading and hashing `path` (of `size` bytes) for a streamed upload.
-pub fn hashed_chunks(path: PathBuf, size: u64) -> HashedChunks {
+/// A second consumer of an upload's bytes (the blob store), fed by the same single read.
+pub type ChunkSink = tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>;
+
+/// A [`ChunkSink`] that can be handed out once (to the first upload attempt; a retry reads
+/// the file again and feeds no sink).
+#[derive(Clone, Default)]
+pub struct TeeSlot(std::sync::Arc<std::sync::Mutex<Option<ChunkSink>>>);
+
+impl TeeSlot {
+    /// A slot holding `sink`.
+    pub fn new(sink: ChunkSink) -> TeeSlot {
+        TeeSlot(std::sync::Arc::new(std::sync::Mutex::new(Some(sink))))
+    }
+
+    /// The sink, the first time.
+    pub fn take(&self) -> Option<ChunkSink> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for TeeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TeeSlot")
+    }
+}
+
+/// A channel for a [`ChunkSink`] (bounded: the reader waits for the slower consumer).
+pub fn chunk_channel() -> (ChunkSink, tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>) {
+    tokio::sync::mpsc::channel(STREAM_AHEAD)
+}
+
+/// Start reading and hashing `path` (of `size` bytes) for a streamed upload; every chunk
+/// also goes to `tee` when given (a consumer that went away is ignored; if the upload goes
+/// away first, the tee receives an error instead of the rest).
+pub fn hashed_chunks(path: PathBuf, size: u64, tee: Option<ChunkSink>) -> HashedChunks {
     let (tx, chunks) = tokio::sync::mpsc::channel(STREAM_AHEAD);
     let (dtx, digests) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let send = |r: std::io::Result<bytes::Bytes>| tx.blocking_send(r).is_ok();
+        let send = |r: std::io::Result<bytes::Bytes>| {
+            if let Some(t) = &tee {
+                let copy = match &r {
+                    Ok(b) => Ok(b.clone()),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = t.blocking_send(copy);
+            }
+            let sent = tx.blocking_send(r).is_ok();
+            if !sent {
+                if let Some(t) = &tee {
+                    let _ = t.blocking_send(Err(std::io::Error::other("the upload stopped early")));
+                }
+            }
+            sent
+        };
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) => {

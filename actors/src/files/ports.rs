@@ -47,6 +47,9 @@ pub trait BlobStore: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Stream the file at `path` into the store, hashing it in the same pass.
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError>;
+    /// Store the chunks of a shared read (see [`super::hash::hashed_chunks`]), hashing them;
+    /// an error item, or fewer or more than `size` bytes, fails the put and stores nothing.
+    async fn put_stream(&self, chunks: ChunkReceiver, size: u64) -> Result<BlobInfo, BlobError>;
     /// Whether a blob with this sha256 exists.
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
     /// Stream a blob out to `dest` (created or truncated); returns its size.
@@ -54,6 +57,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Delete a blob (absent is not an error).
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
 }
+
+/// The receiving end of a [`super::hash::ChunkSink`].
+pub type ChunkReceiver = tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>;
 
 /// Whether `s` is a lower-case sha256 hex digest (the only keys blob stores accept).
 pub fn is_sha256_hex(s: &str) -> bool {

@@ -96,6 +96,8 @@ pub enum FileRequest {
         filename: String,
         /// Purpose.
         purpose: String,
+        /// Also feed the bytes to this sink (the blob store), from the same read.
+        tee: crate::files::hash::TeeSlot,
     },
     /// List files.
     List,
@@ -261,8 +263,8 @@ impl Runner {
             let t = &self.timeouts;
             let fut = async {
                 match &op {
-                    FileRequest::Upload { path, filename, purpose } => {
-                        self.transport.upload_file(path, filename, purpose, t).await.map(FileReply::File)
+                    FileRequest::Upload { path, filename, purpose, tee } => {
+                        self.transport.upload_file(path, filename, purpose, tee.take(), t).await.map(FileReply::File)
                     }
                     FileRequest::List => self.transport.list_files(t).await.map(FileReply::Files),
                     FileRequest::Content(id) => self.transport.file_content(id, t).await.map(FileReply::Text),

@@ -27,12 +27,14 @@ pub trait ProviderTransport: 'static {
     /// Standalone web search (GLM `POST /web_search`); `params` is the vendor's body.
     async fn web_search(&self, params: &Value, timeouts: &RequestTimeouts) -> Result<Value, ProviderError>;
 
-    /// Upload a file (streamed from disk as multipart; never read whole into memory).
+    /// Upload a file (streamed from disk as multipart; never read whole into memory), its
+    /// bytes also fed to `tee` from the same read when given.
     async fn upload_file(
         &self,
         path: &Path,
         filename: &str,
         purpose: &str,
+        tee: Option<crate::files::hash::ChunkSink>,
         timeouts: &RequestTimeouts,
     ) -> Result<ProviderFile, ProviderError>;
 

@@ -39,6 +39,35 @@ async fn exercise(store: &dyn BlobStore, dir: &std::path::Path) {
     store.delete(&sha).await.unwrap();
     assert!(store.get_to_file(&sha, &out).await.is_err());
     assert!(store.exists("../../etc/passwd").await.is_err(), "keys must be sha256 hex");
+
+    // The chunks of a shared read (a `gateway` upload's tee): same content address.
+    let other = data(3 * 1024 * 1024 + 5, 9);
+    let other_sha = hex(&Sha256::digest(&other));
+    let feed = |bytes: Vec<u8>, extra_error: bool| {
+        let (sink, rx) = exai_actors::files::hash::chunk_channel();
+        actix_rt::spawn(async move {
+            for c in bytes.chunks(256 * 1024) {
+                if sink.send(Ok(bytes::Bytes::copy_from_slice(c))).await.is_err() {
+                    return;
+                }
+            }
+            if extra_error {
+                let _ = sink.send(Err(std::io::Error::other("the upload stopped early"))).await;
+            }
+        });
+        rx
+    };
+    let streamed = store.put_stream(feed(other.clone(), false), other.len() as u64).await.unwrap();
+    assert_eq!(streamed.sha256, other_sha);
+    assert_eq!(streamed.size, other.len() as u64);
+    assert_eq!(store.get_to_file(&other_sha, &out).await.unwrap(), other.len() as u64);
+    assert_eq!(std::fs::read(&out).unwrap(), other);
+    store.delete(&other_sha).await.unwrap();
+    // A short stream or an error item stores nothing.
+    let short = store.put_stream(feed(other[..1000].to_vec(), false), other.len() as u64).await;
+    assert!(short.is_err(), "fewer bytes than announced");
+    assert!(store.put_stream(feed(other.clone(), true), other.len() as u64).await.is_err());
+    assert!(!store.exists(&other_sha).await.unwrap(), "nothing kept from a failed stream");
 }
 
 #[actix_rt::test]

@@ -221,8 +221,9 @@ async fn a_new_file_is_read_once_a_repeat_is_only_hashed_and_a_same_size_file_is
     write(&r.join("a.txt"), 300_000, "alpha content line\n");
     write(&r.join("a-copy.txt"), 300_000, "alpha content line\n");
     write(&r.join("b.txt"), 300_000, "bravo content line\n"); // same size, other bytes
+    write(&r.join("g.txt"), 500_000, "gateway content line\n"); // gateway tier: provider + blob
     let sha = |name: &str| format!("{:x}", sha2::Sha256::digest(std::fs::read(r.join(name)).unwrap()));
-    let server = ServerProcess::start(options(&kimi, &glm, r));
+    let server = ServerProcess::start(options(&kimi, &glm, r).set("files.gateway_min_bytes", "400000"));
     let metrics = || crate::common::mock::blocking_get(server.port(), "/metrics").unwrap().1;
     let mut c = mcp(&server).await;
     let up = |id: i64, name: &str| (id, json!({"files": [name]}));
@@ -255,6 +256,21 @@ async fn a_new_file_is_read_once_a_repeat_is_only_hashed_and_a_same_size_file_is
     assert_eq!(read_bytes(&m, "hash"), 600_000);
     assert_eq!(read_bytes(&m, "upload"), 600_000);
     assert_eq!(uploads(&kimi).await, 2, "two distinct contents, two provider uploads");
+
+    // Gateway tier, new content: one read feeds the provider upload and the blob store.
+    let (id, args) = up(4, "g.txt");
+    let gw = ok(&call(&mut c, id, "kimi_upload_files", args).await)["files"][0].clone();
+    assert_eq!(gw["tier"], "gateway");
+    assert_eq!(gw["sha256"], sha("g.txt"));
+    assert!(gw["provider_file_id"].is_string(), "{gw}");
+    assert_eq!(gw["blob_key"], sha("g.txt"), "kept in the blob store under its sha256: {gw}");
+    let kept = server.data_dir().join("blobs").join(&sha("g.txt")[..2]).join(sha("g.txt"));
+    assert!(std::fs::read(&kept).unwrap() == std::fs::read(r.join("g.txt")).unwrap(), "the blob holds the file");
+    let m = metrics();
+    assert_eq!(read_bytes(&m, "upload"), 1_100_000, "read once, for the upload");
+    assert_eq!(read_bytes(&m, "blob"), 0, "the blob store took the same read");
+    assert_eq!(read_bytes(&m, "hash"), 600_000);
+    assert_eq!(uploads(&kimi).await, 3);
 }
 
 async fn admin_cleanup(server: &ServerProcess, dry_run: bool) -> Value {

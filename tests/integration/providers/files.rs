@@ -25,7 +25,19 @@ async fn upload_streams_the_file_byte_exact_and_list_content_delete_work() {
     let blob: Vec<u8> = (0..1_234_567).map(|_| rand::random::<u8>()).collect();
     let blob_path = mock.scratch().join("blob.bin");
     std::fs::write(&blob_path, &blob).unwrap();
-    let uploaded = t.upload_file(&blob_path, "blob.bin", "assistants", &generous()).await.unwrap();
+    // A second consumer (the blob store's side of a `gateway` upload) gets the same bytes
+    // from the same read, and the file carries the sha256 of what was sent.
+    let (sink, mut chunks) = exai_actors::files::hash::chunk_channel();
+    let teed = actix_rt::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(c) = chunks.recv().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        got
+    });
+    let uploaded = t.upload_file(&blob_path, "blob.bin", "assistants", Some(sink), &generous()).await.unwrap();
+    assert!(teed.await.unwrap() == blob, "the tee received the file's bytes");
+    assert_eq!(uploaded.sha256.as_deref(), Some(sha256_hex(&blob).as_str()));
     assert_eq!(uploaded.bytes, blob.len() as u64);
     assert_eq!(uploaded.filename, "blob.bin");
     assert_eq!(uploaded.purpose, "assistants");
@@ -45,7 +57,7 @@ async fn upload_streams_the_file_byte_exact_and_list_content_delete_work() {
     let text_path = mock.scratch().join("notes.txt");
     std::fs::write(&text_path, &text).unwrap();
     let kimi = transport(&mock, VendorKind::Kimi);
-    let notes = kimi.upload_file(&text_path, "notes.txt", "assistants", &generous()).await.unwrap();
+    let notes = kimi.upload_file(&text_path, "notes.txt", "assistants", None, &generous()).await.unwrap();
     assert_eq!(notes.bytes, text.len() as u64);
     assert_eq!(kimi.file_content(&notes.id, &generous()).await.unwrap(), text);
 
@@ -58,7 +70,7 @@ async fn upload_streams_the_file_byte_exact_and_list_content_delete_work() {
     let gone = t.file_content(&uploaded.id, &generous()).await.unwrap_err();
     assert!(matches!(gone, ProviderError::BadRequest { status: 404, .. }), "{gone:?}");
 
-    let missing = t.upload_file(&mock.scratch().join("nope.bin"), "nope.bin", "assistants", &generous()).await;
+    let missing = t.upload_file(&mock.scratch().join("nope.bin"), "nope.bin", "assistants", None, &generous()).await;
     assert!(matches!(missing, Err(ProviderError::Unsupported(_))), "{missing:?}");
 }
 
@@ -70,12 +82,12 @@ async fn glm_uploads_with_purpose_agent_and_has_no_content_retrieval() {
     std::fs::write(&path, "hello").unwrap();
     // aimock only knows OpenAI's purposes, so GLM's default `agent` is refused with the
     // mock's own message: that shows the default went over the wire, and how a 400 maps.
-    let err = t.upload_file(&path, "a.txt", "", &generous()).await.unwrap_err();
+    let err = t.upload_file(&path, "a.txt", "", None, &generous()).await.unwrap_err();
     match err {
         ProviderError::BadRequest { status: 400, message } => assert!(message.contains("'agent'"), "{message}"),
         other => panic!("expected BadRequest, got {other:?}"),
     }
-    let ok = t.upload_file(&path, "a.txt", "batch", &generous()).await.unwrap();
+    let ok = t.upload_file(&path, "a.txt", "batch", None, &generous()).await.unwrap();
     assert_eq!(ok.bytes, 5);
     assert_eq!(t.list_files(&generous()).await.unwrap().len(), 1);
     assert!(matches!(t.file_content(&ok.id, &generous()).await, Err(ProviderError::Unsupported(_))));

@@ -213,6 +213,7 @@ impl ProviderTransport for FakeTransport {
         _: &Path,
         _: &str,
         _: &str,
+        _: Option<crate::files::hash::ChunkSink>,
         _: &RequestTimeouts,
     ) -> Result<ProviderFile, ProviderError> {
         Err(ProviderError::Unsupported("fake".into()))
