@@ -13,9 +13,7 @@
 use super::cleanup_run::{run_cleanup, CleanupError, CleanupReport, CleanupSettings, Progress, ProgressCell};
 use super::ports::{FileRegistry, ProviderFiles};
 use crate::coordinator::{Crash, Drain, ExitNotifier};
-use crate::error::ToolError;
 use crate::metrics::Metrics;
-use crate::provider::actor::FileRequest;
 use crate::provider::service::ProviderSet;
 use actix::prelude::*;
 use async_trait::async_trait;
@@ -158,11 +156,7 @@ pub struct ProviderSetFiles(pub Arc<ProviderSet>);
 #[async_trait(?Send)]
 impl ProviderFiles for ProviderSetFiles {
     async fn delete_file(&self, provider: &str, provider_file_id: &str) -> Result<bool, String> {
-        match self.0.file_op(provider, FileRequest::Delete(provider_file_id.to_string())).await {
-            Ok(_) => Ok(true),
-            // Already gone at the provider (e.g. an interrupted earlier run deleted it).
-            Err(ToolError::Provider { message, .. }) if message.contains("(HTTP 404)") => Ok(false),
-            Err(e) => Err(e.to_string()),
-        }
+        // `Ok(false)`: already gone at the provider (e.g. an interrupted earlier run deleted it).
+        self.0.delete_file(provider, provider_file_id).await.map_err(|e| e.to_string())
     }
 }

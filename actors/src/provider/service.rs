@@ -331,6 +331,26 @@ impl ProviderSet {
 
     /// A Files API or web-search operation on a named provider (no fallback).
     pub async fn file_op(&self, provider: &str, op: FileRequest) -> Result<FileReply, ToolError> {
+        self.file_op_typed(provider, op).await?.map_err(|e| tool_error(provider, e))
+    }
+
+    /// Delete a provider file: `Ok(true)` deleted, `Ok(false)` already gone (the provider
+    /// answered 404 — decided on the typed status, never on message text).
+    pub async fn delete_file(&self, provider: &str, id: &str) -> Result<bool, ToolError> {
+        match self.file_op_typed(provider, FileRequest::Delete(id.to_string())).await? {
+            Ok(_) => Ok(true),
+            Err(ProviderError::BadRequest { status: 404, .. }) => Ok(false),
+            Err(e) => Err(tool_error(provider, e)),
+        }
+    }
+
+    /// A Files API operation: admission failures (unknown provider, open breaker, no
+    /// permit) as the outer error, the provider's own answer as the inner result.
+    async fn file_op_typed(
+        &self,
+        provider: &str,
+        op: FileRequest,
+    ) -> Result<Result<FileReply, ProviderError>, ToolError> {
         let entry = self.entry(provider).ok_or_else(|| ToolError::Provider {
             provider: provider.into(),
             message: "provider not configured".into(),
@@ -354,7 +374,7 @@ impl ProviderSet {
         let res = addr.send(FileOp { op, cancel: cancel_rx, permits, breaker }).await;
         drop(cancel_tx);
         match res {
-            Ok(r) => r.map_err(|e| tool_error(provider, e)),
+            Ok(r) => Ok(r),
             Err(_) => Err(ToolError::Unavailable(format!("provider {provider} actor stopped during the request"))),
         }
     }

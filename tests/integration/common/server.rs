@@ -158,8 +158,10 @@ impl ServerProcess {
                 (Some(temp), path)
             }
         };
-        let bin = env!("CARGO_BIN_EXE_exai");
-        let mut cmd = Command::new(bin);
+        // EXAI_TEST_BIN runs the suite (or one measuring test) against another build of the
+        // binary, e.g. the release build for the figures in docs/.
+        let bin = std::env::var_os("EXAI_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_exai").into());
+        let mut cmd = Command::new(&bin);
         let port = options.port.unwrap_or(0).to_string();
         cmd.arg("serve").arg("--port").arg(port).arg("--data-dir").arg(&data_dir);
         if !options.args.iter().any(|a| a == "--host" || a.starts_with("--host=")) {
@@ -178,8 +180,11 @@ impl ServerProcess {
         cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Not `{cmd:?}`: that would print the environment, which may hold a token.
-        let description =
-            format!("{bin} {}", cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        let description = format!(
+            "{} {}",
+            bin.to_string_lossy(),
+            cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        );
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start `{description}`: {e}"));
 
         let stdout = Captured::default();
