@@ -373,7 +373,15 @@ async fn delete_one(
 
 async fn restore(reg: &dyn FileRegistry, f: &FileRef, items: &mut Vec<CleanupItem>) -> Result<(), CleanupError> {
     let pfid = f.provider_file_id.clone().unwrap_or_default();
-    let ok = reg.unclaim(f.id, &pfid).await?;
-    items.push(item(f, "restore", if ok { "restored" } else { "skipped" }, None));
+    if reg.unclaim(f.id, &pfid).await? {
+        items.push(item(f, "restore", "restored", None));
+    } else {
+        // The same content was uploaded again while the row was claimed, so the row now names
+        // a newer provider file; this one (whose delete failed) is referenced by nothing.
+        // Say so in the audit trail rather than lose track of it silently.
+        tracing::warn!(provider = %f.provider, provider_file_id = %pfid, "provider file left unreferenced");
+        let why = "the row was re-uploaded during the run; this provider file is unreferenced and was not deleted";
+        items.push(item(f, "restore", "orphaned", Some(why.into())));
+    }
     Ok(())
 }
