@@ -8,10 +8,13 @@
 //! `Ready` (failing with `NotConnected` after `ready_wait`). On a drop, legacy calls stay pending
 //! and are resent with the same `request_id` after reconnecting with the same `hello.session_id`
 //! (the server answers a finished one from its result cache). MCP calls in flight fail with
-//! `Disconnected`, unless the server handed out a session id (`initialize` result `_meta`) and
-//! resume is on: then the client reconnects with `Mcp-Session-Id`/`?session_id=` and, when the
-//! server confirms the same session id, keeps waiting for the replies (not resent); otherwise
-//! they fail with `Disconnected`.
+//! `Disconnected`, unless the session is resumable (the client named it with
+//! [`ClientConfig::session_id`], or the server says so in the `initialize` result's
+//! `_meta."exai/resumable"`) and resume is on: then the client reconnects with
+//! `Mcp-Session-Id`/`?session_id=` and, when the server confirms that it found the same session
+//! still alive (same `_meta."exai/session_id"`, and `"exai/resumed"` not false), keeps waiting
+//! for the replies (not resent); otherwise — the server restarted, or the grace expired —
+//! they fail with `Disconnected` at once.
 //!
 //! The socket is driven by two tasks per connection: a reader forwarding frames as [`Wire`]
 //! messages (tagged with the connection generation, so stale ones are ignored) and a writer
@@ -124,6 +127,8 @@ pub(crate) struct Connection {
     link: Option<Link>,
     attempt: u32,
     session_id: Option<String>,
+    /// MCP: the session outlives a dropped connection, so calls in flight wait for the resume.
+    resumable: bool,
     pending: HashMap<RequestId, Pending>,
     tokens: HashMap<String, RequestId>,
     next: u64,
@@ -146,6 +151,7 @@ impl Connection {
             gen: 0,
             link: None,
             attempt: 0,
+            resumable: session_id.is_some(),
             session_id,
             pending: HashMap::new(),
             tokens: HashMap::new(),
@@ -178,7 +184,7 @@ impl Connection {
         let cfg = Arc::clone(&self.cfg);
         let resume = match cfg.protocol {
             Protocol::Legacy => self.session_id.clone(),
-            Protocol::Mcp if cfg.mcp_resume => self.session_id.clone(),
+            Protocol::Mcp if cfg.mcp_resume && self.resumable => self.session_id.clone(),
             Protocol::Mcp => None,
         };
         let fut = async move { transport::open(&cfg, resume.as_deref()).await };
@@ -244,9 +250,15 @@ impl Connection {
         self.attempt = 0;
         self.last_rx = Instant::now();
         self.in_flight_calls = 0;
-        let resumed = self.session_id.is_some() && opened.session_id == self.session_id;
+        let resumed = self.session_id.is_some()
+            && opened.session_id == self.session_id
+            && opened.resumed != Some(false)
+            && (self.cfg.protocol == Protocol::Legacy || self.resumable);
         if opened.session_id.is_some() {
             self.session_id = opened.session_id;
+        }
+        if let Some(resumable) = opened.resumable {
+            self.resumable = resumable;
         }
         self.settle_resumed(resumed, gen);
         let sid = self.session_id.clone();
@@ -284,7 +296,7 @@ impl Connection {
         tracing::debug!(gen, reason = %reason, "connection lost");
         let keep = match self.cfg.protocol {
             Protocol::Legacy => true,
-            Protocol::Mcp => self.cfg.mcp_resume && self.session_id.is_some(),
+            Protocol::Mcp => self.cfg.mcp_resume && self.resumable && self.session_id.is_some(),
         };
         let now = Instant::now();
         let lost: Vec<RequestId> =

@@ -76,7 +76,10 @@ pub struct ClientConfig {
     pub client_name: String,
     /// MCP: the `initialize` params to send (default: latest version, no capabilities).
     pub initialize_params: Option<Value>,
-    /// Legacy: the session id to (re)use in `hello` (default: the one the server assigns).
+    /// The session id to use: legacy `hello.session_id` (default: the one the server assigns);
+    /// MCP `?session_id=` (default: none, and a dropped connection fails the calls in flight).
+    /// A named session outlives a dropped connection for the server's resume grace: the client
+    /// reconnects to it and receives the replies of the calls that were in flight.
     pub session_id: Option<String>,
     /// MCP: resume the session after a reconnect when the server handed out a session id.
     pub mcp_resume: bool,

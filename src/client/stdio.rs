@@ -7,8 +7,9 @@
 //! returned, so the editor sees the daemon's real capabilities. Editor request ids are mapped
 //! to upstream ids and back, so any number of concurrent calls work; `notifications/cancelled`
 //! and progress are relayed (progress tokens restored). When the daemon restarts, the client
-//! reconnects with backoff: calls in flight get a JSON-RPC error, new calls wait for the
-//! reconnection up to `--reconnect-wait`. `--embedded` (or `--embedded-fallback` when no daemon
+//! reconnects with backoff: calls in flight get a JSON-RPC error (unless `--session-id` named
+//! the session and the daemon still has it: then their replies arrive after the reconnect), new
+//! calls wait for the reconnection up to `--reconnect-wait`. `--embedded` (or `--embedded-fallback` when no daemon
 //! answers) starts an in-process server on 127.0.0.1:0 and bridges to it.
 
 use super::{Client, ClientConfig, ClientError, Protocol, RequestId};
@@ -46,6 +47,11 @@ pub struct StdioArgs {
     /// Seconds a new call waits for a lost daemon connection to come back.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub reconnect_wait: f64,
+    /// Name the daemon session (3–64 of `[A-Za-z0-9_-]`) so that it outlives a dropped
+    /// connection: calls in flight keep running on the daemon and their replies arrive after the
+    /// bridge reconnects. Without it (or when the daemon restarted) they get `-32000`.
+    #[arg(long, value_name = "ID")]
+    pub session_id: Option<String>,
     /// Most tool calls in flight upstream at once (keep ≤ the daemon's limits.session_max_inflight).
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,
@@ -206,6 +212,7 @@ impl Bridge {
         cfg.connect_timeout = secs(self.args.connect_timeout);
         cfg.ready_wait = secs(self.args.reconnect_wait);
         cfg.max_in_flight = self.args.max_in_flight.max(1);
+        cfg.session_id = self.args.session_id.clone();
         let client = Client::connect(cfg);
         if let Some(mut notes) = client.take_notifications() {
             let out = self.out.clone();

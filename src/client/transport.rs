@@ -20,7 +20,15 @@ pub(crate) struct Opened {
     /// The session id the server handed out (legacy `hello_ack.session_id`; MCP
     /// `initialize` result `_meta` when present).
     pub session_id: Option<String>,
+    /// MCP: the server says whether the session outlives the connection (`_meta."exai/resumable"`).
+    pub resumable: Option<bool>,
+    /// MCP: the server says whether this connection found the session still alive
+    /// (`_meta."exai/resumed"`); `Some(false)` means calls sent before a drop are lost.
+    pub resumed: Option<bool>,
 }
+
+/// What the handshake learnt: the reply, the session id, and the MCP resume flags.
+type Handshake = (Value, Option<String>, Option<bool>, Option<bool>);
 
 /// The URL to dial: the configured one, plus `token` and (for an MCP resume) `session_id`
 /// query parameters.
@@ -87,10 +95,10 @@ pub(crate) async fn open(cfg: &ClientConfig, session_id: Option<&str>) -> Result
             Protocol::Legacy => legacy_handshake(cfg, session_id, &mut framed).await,
         }
     };
-    let (hello, session_id) = tokio::time::timeout(cfg.connect_timeout, hs)
+    let (hello, session_id, resumable, resumed) = tokio::time::timeout(cfg.connect_timeout, hs)
         .await
         .map_err(|_| ClientError::Handshake(format!("no handshake reply within {:?}", cfg.connect_timeout)))??;
-    Ok(Opened { framed, hello, session_id })
+    Ok(Opened { framed, hello, session_id, resumable, resumed })
 }
 
 async fn send(framed: &mut Framed, v: &Value) -> Result<(), ClientError> {
@@ -120,7 +128,7 @@ async fn next_text(framed: &mut Framed) -> Result<Value, ClientError> {
     Err(ClientError::Handshake("connection closed during the handshake".into()))
 }
 
-async fn mcp_handshake(cfg: &ClientConfig, framed: &mut Framed) -> Result<(Value, Option<String>), ClientError> {
+async fn mcp_handshake(cfg: &ClientConfig, framed: &mut Framed) -> Result<Handshake, ClientError> {
     let params = cfg.initialize_params.clone().unwrap_or_else(|| {
         json!({
             "protocolVersion": exai_actors::protocol::mcp::LATEST_VERSION,
@@ -139,12 +147,14 @@ async fn mcp_handshake(cfg: &ClientConfig, framed: &mut Framed) -> Result<(Value
             let result =
                 v.get("result").cloned().ok_or_else(|| ClientError::Protocol("initialize: no result".into()))?;
             let meta = result.get("_meta");
-            let sid = ["sessionId", "session_id", "exai/sessionId"]
+            let sid = ["exai/session_id", "sessionId", "session_id", "exai/sessionId"]
                 .iter()
                 .find_map(|k| meta.and_then(|m| m.get(*k)).and_then(Value::as_str))
                 .map(str::to_string);
+            let flag = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_bool);
+            let (resumable, resumed) = (flag("exai/resumable"), flag("exai/resumed"));
             send(framed, &json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await?;
-            return Ok((result, sid));
+            return Ok((result, sid, resumable, resumed));
         }
         if v.get("method").and_then(Value::as_str) == Some("ping") {
             if let Some(pid) = v.get("id") {
@@ -158,7 +168,7 @@ async fn legacy_handshake(
     cfg: &ClientConfig,
     session_id: Option<&str>,
     framed: &mut Framed,
-) -> Result<(Value, Option<String>), ClientError> {
+) -> Result<Handshake, ClientError> {
     let mut hello =
         json!({ "op": "hello", "client": { "name": cfg.client_name, "version": env!("CARGO_PKG_VERSION") } });
     if let Some(t) = &cfg.token {
@@ -180,7 +190,7 @@ async fn legacy_handshake(
         return Err(if err == "unauthorized" { ClientError::Unauthorized } else { ClientError::Handshake(err.into()) });
     }
     let sid = ack.get("session_id").and_then(Value::as_str).map(str::to_string);
-    Ok((ack, sid))
+    Ok((ack, sid, None, None))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! port, legacy resend after a dropped connection, `exai call` exit codes, and the stdio bridge
 //! ([`stdio`]: two bridges on one daemon, daemon restart, embedded mode, Python SDK client).
 
-mod stdio;
+pub(crate) mod stdio;
 
 use crate::common::cmd::run_with_timeout;
 use crate::common::{ServerOptions, ServerProcess};

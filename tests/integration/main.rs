@@ -9,6 +9,7 @@ mod client;
 mod common;
 mod conformance;
 mod dashboard;
+mod faults_e2e;
 mod files;
 mod legacy;
 mod lifecycle;

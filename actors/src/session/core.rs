@@ -96,6 +96,11 @@ impl SessionCore {
         &self.id
     }
 
+    /// Replies buffered, waiting for room in the attached connection's outbox (or for a resume).
+    pub fn buffered(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     /// Calls in flight.
     pub fn inflight(&self) -> usize {
         self.lock().calls.len()

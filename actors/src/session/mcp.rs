@@ -76,8 +76,15 @@ impl WsSession {
                 self.client_version = info.version;
                 self.record_session(false);
                 // Reconnect with `?session_id=<this>` to resume the session (its running calls
-                // and the replies that finish while the connection is down).
-                r["_meta"] = json!({ "exai/session_id": self.session_id.as_ref() });
+                // and the replies that finish while the connection is down) — when it is
+                // resumable (the client named it). `resumed`: this connection found the session
+                // still alive, so calls sent before the drop will be answered here; when false
+                // (e.g. the server restarted or the grace expired) they never will be.
+                r["_meta"] = json!({
+                    "exai/session_id": self.session_id.as_ref(),
+                    "exai/resumable": self.resumable,
+                    "exai/resumed": self.resumed,
+                });
                 r
             }),
             "ping" => Ok(json!({})),

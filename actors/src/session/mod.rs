@@ -206,6 +206,9 @@ pub struct WsSession {
     /// The client chose the session id (legacy `hello.session_id`, MCP `?session_id=`), so it
     /// can come back for it: the session outlives the connection for the resume grace.
     resumable: bool,
+    /// MCP: this connection attached to a session that already existed (`?session_id=` of a
+    /// session still within its resume grace), so its calls and buffered replies carry on.
+    resumed: bool,
     last_seen: Instant,
     draining: Option<Instant>,
     closing: bool,
@@ -222,9 +225,10 @@ impl WsSession {
         let conn_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mode = if info.mcp_subprotocol { Mode::Mcp } else { Mode::Detecting };
         let id = info.resume.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let (core, _) = deps.sessions.get_or_create(&id);
+        let (core, existed) = deps.sessions.get_or_create(&id);
         WsSession {
             conn_id,
+            resumed: existed && info.resume.is_some(),
             session_id: Arc::clone(core.id()),
             deps,
             mode,
@@ -381,7 +385,23 @@ impl WsSession {
 
     fn after_call(&mut self, ctx: &mut Context<Self>) {
         if self.draining.is_some() && self.core.inflight() == 0 {
+            self.close_when_flushed(ctx);
+        }
+    }
+
+    /// Draining and no call left: close with 1001 once every reply is in the outbox ahead of
+    /// the close frame. Closing earlier would put the close before replies still buffered in
+    /// the core (they would never be written), and a full outbox would turn it into an urgent
+    /// close that discards the queued ones. A client that stops reading meanwhile is closed
+    /// by the stall timer instead.
+    fn close_when_flushed(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        if self.core.buffered() == 0 && self.out.capacity() > 0 {
             self.close(1001, "server shutting down", ctx);
+        } else {
+            ctx.run_later(Duration::from_millis(10), |act, ctx| act.close_when_flushed(ctx));
         }
     }
 
@@ -447,7 +467,7 @@ impl WsSession {
         }
         self.draining = Some(deadline);
         if self.core.inflight() == 0 {
-            self.close(1001, "server shutting down", ctx);
+            self.close_when_flushed(ctx);
             return;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -458,8 +478,7 @@ impl WsSession {
                 };
                 act.reply_error(&f.reply_to, err);
             }
-            // Give the writer a moment to send the errors before the close frame.
-            ctx.run_later(Duration::from_millis(50), |act, ctx| act.close(1001, "server shutting down", ctx));
+            act.close_when_flushed(ctx);
         });
     }
 

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A running `exai stdio`.
-struct Bridge {
+pub(crate) struct Bridge {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -20,7 +20,7 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn start(args: &[&str]) -> Bridge {
+    pub(crate) fn start(args: &[&str]) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_exai"))
             .arg("stdio")
             .args(args)
@@ -56,14 +56,14 @@ impl Bridge {
         Bridge { child, stdin: Some(stdin), lines, stderr }
     }
 
-    fn send(&mut self, v: Value) {
+    pub(crate) fn send(&mut self, v: Value) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{v}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// The next stdout line, which must be one JSON-RPC message.
-    fn next(&self, timeout: Duration) -> Option<Value> {
+    pub(crate) fn next(&self, timeout: Duration) -> Option<Value> {
         let line = self.lines.recv_timeout(timeout).ok()?;
         let v: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}\nstderr:\n{}", self.stderr_text()));
@@ -72,7 +72,7 @@ impl Bridge {
     }
 
     /// Every message that arrives within `window`.
-    fn drain(&self, window: Duration) -> Vec<Value> {
+    pub(crate) fn drain(&self, window: Duration) -> Vec<Value> {
         let deadline = Instant::now() + window;
         let mut all = Vec::new();
         while let Some(v) = self.next(deadline.saturating_duration_since(Instant::now())) {
@@ -81,12 +81,12 @@ impl Bridge {
         all
     }
 
-    fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Waits for the response with `id`, collecting notifications seen meanwhile.
-    fn response(&self, id: &Value, timeout: Duration, notes: &mut Vec<Value>) -> Value {
+    pub(crate) fn response(&self, id: &Value, timeout: Duration, notes: &mut Vec<Value>) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -100,12 +100,12 @@ impl Bridge {
         }
     }
 
-    fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+    pub(crate) fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
         self.send(json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
         self.response(&id, Duration::from_secs(30), &mut Vec::new())
     }
 
-    fn initialize(&mut self) -> Value {
+    pub(crate) fn initialize(&mut self) -> Value {
         let params = json!({ "protocolVersion": "2025-06-18", "capabilities": {},
                              "clientInfo": { "name": "bridge-test", "version": "1" } });
         let r = self.request(json!(0), "initialize", params);
@@ -121,7 +121,7 @@ impl Drop for Bridge {
     }
 }
 
-fn text(resp: &Value) -> &str {
+pub(crate) fn text(resp: &Value) -> &str {
     resp["result"]["content"][0]["text"].as_str().unwrap_or_default()
 }
 

@@ -56,6 +56,11 @@ impl MockProvider {
         Self::start(MockKind::Llmock, args, None, &[])
     }
 
+    /// `llmock` on a given port (e.g. where a killed mock listened, to test recovery).
+    pub fn start_llmock_on(port: u16, args: &[&str]) -> MockProvider {
+        Self::start_on(MockKind::Llmock, Some(port), args, None, &[])
+    }
+
     /// `node aimock/dist/cli.js --host 127.0.0.1 --port <free> -f <fixtures.json> <args>`;
     /// `fixtures` is the fixture file's JSON (`{"fixtures": [...]}`).
     pub fn start_aimock(fixtures: &Value, args: &[&str]) -> MockProvider {
@@ -68,11 +73,21 @@ impl MockProvider {
     }
 
     fn start(kind: MockKind, args: &[&str], fixtures: Option<&Value>, env: &[(&str, String)]) -> MockProvider {
+        Self::start_on(kind, None, args, fixtures, env)
+    }
+
+    fn start_on(
+        kind: MockKind,
+        fixed_port: Option<u16>,
+        args: &[&str],
+        fixtures: Option<&Value>,
+        env: &[(&str, String)],
+    ) -> MockProvider {
         let mut dir = tempfile::tempdir().unwrap();
         let mut last_failure = String::new();
         // The free port could be taken between probing and binding: retry a few times.
         for _ in 0..3 {
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let mut cmd = match kind {
                 MockKind::Llmock => {
                     let mut c = Command::new(tools::llmock_bin());
@@ -210,6 +225,14 @@ impl MockProvider {
             }
             MockKind::Aimock => self.get_json("/__aimock/journal").await.as_array().cloned().unwrap_or_default(),
         }
+    }
+}
+
+impl MockProvider {
+    /// SIGKILL the mock (its open connections drop at once) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,92 @@
+//! kill -9 and restart on the same SQLite data dir: a conversation started before the kill
+//! continues after it in the same (named) session — no `conversations.cross_session` — with
+//! every turn re-sent to the provider, and the dedup references are intact: the same file
+//! uploaded again is a dedup hit (no second provider upload) and its reference count carries on.
+
+use crate::ai::{call, chats, ok};
+use crate::common::mock::MockProvider;
+use crate::common::ws::{WsClient, WsOptions};
+use crate::common::{ServerOptions, ServerProcess};
+use serde_json::{json, Value};
+use std::path::Path;
+
+const SESSION: &str = "kill9-restart-1";
+
+fn options(kimi: &MockProvider, glm: &MockProvider, root: &Path, data: &Path) -> ServerOptions {
+    ServerOptions::new()
+        .data_dir(data)
+        .set("providers.kimi.base_url", &kimi.base_url())
+        .set("providers.glm.base_url", &glm.base_url())
+        .set("files.kimi_purpose", "assistants")
+        .set("tools.allowed_roots", &root.display().to_string())
+        .env("KIMI_API_KEY", "test-kimi-key-0123456789")
+        .env("GLM_API_KEY", "test-glm-key-0123456789")
+}
+
+async fn named_session(server: &ServerProcess) -> WsClient {
+    let mut c = WsClient::connect(&server.ws_url(&format!("/mcp?session_id={SESSION}")), WsOptions::mcp()).await;
+    let init = c.mcp_initialize().await;
+    assert_eq!(init["result"]["_meta"]["exai/session_id"], SESSION);
+    c
+}
+
+async fn provider_uploads(m: &MockProvider) -> usize {
+    m.journal().await.iter().filter(|e| e["method"] == "POST" && e["path"] == "/v1/files").count()
+}
+
+fn dialogue(req: &Value) -> Vec<String> {
+    let messages = req["body"]["messages"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .filter(|m| m["role"] == "user" || m["role"] == "assistant")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn upload(c: &mut WsClient, id: i64) -> Value {
+    let r = call(c, id, "kimi_upload_files", json!({"files": ["same.txt"]})).await;
+    ok(&r)["files"][0].clone()
+}
+
+#[actix_rt::test]
+async fn conversation_and_dedup_survive_kill9_and_restart() {
+    let kimi = MockProvider::start_aimock(&json!({"fixtures": []}), &[]);
+    let glm = MockProvider::start_llmock(&[]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("same.txt"), "same content\n".repeat(2000)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(options(&kimi, &glm, root.path(), data.path()));
+    let mut c = named_session(&server).await;
+
+    let first = call(&mut c, 1, "chat", json!({"prompt": "remember the word PLUM", "model": "glm-4.5"})).await;
+    let cid = ok(&first)["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+    let answer = ok(&first)["content"].as_str().unwrap().to_string();
+    let second = call(&mut c, 2, "chat", json!({"prompt": "and the colour BLUE", "continuation_id": cid})).await;
+    let answer2 = ok(&second)["content"].as_str().unwrap().to_string();
+    let up = upload(&mut c, 3).await;
+    assert_eq!(up["dedup_hit"], false, "{up}");
+    let file_id = up["provider_file_id"].as_str().unwrap().to_string();
+    assert_eq!(upload(&mut c, 4).await["dedup_hit"], true);
+    assert_eq!(provider_uploads(&kimi).await, 1);
+
+    // No graceful shutdown: whatever was answered must already be stored.
+    server.kill9();
+    drop(c);
+    let server = ServerProcess::start(options(&kimi, &glm, root.path(), data.path()));
+    let mut c = named_session(&server).await;
+
+    let third = call(&mut c, 5, "chat", json!({"prompt": "which word and colour?", "continuation_id": cid})).await;
+    let s = ok(&third);
+    assert_eq!(s["metadata"]["model"], "glm-4.5", "the thread keeps its model");
+    assert_eq!(s["continuation_offer"]["continuation_id"], cid.as_str());
+    let last = chats(&glm).await.last().cloned().unwrap();
+    let expected = ["remember the word PLUM", &answer, "and the colour BLUE", &answer2, "which word and colour?"];
+    assert_eq!(dialogue(&last), expected.map(String::from).to_vec(), "every turn before the kill was kept");
+
+    let again = upload(&mut c, 6).await;
+    assert_eq!(again["dedup_hit"], true, "dedup state survived: {again}");
+    assert_eq!(again["provider_file_id"], file_id.as_str());
+    assert_eq!(provider_uploads(&kimi).await, 1, "no second provider upload after the restart");
+    let list = call(&mut c, 7, "kimi_manage_files", json!({"action": "list"})).await;
+    assert_eq!(ok(&list)["files"][0]["reference_count"], 3, "{list}");
+}
