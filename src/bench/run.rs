@@ -33,8 +33,8 @@ fn check(o: &BenchOptions, args: &Value) -> Result<(), BenchError> {
     if !args.is_object() {
         return bad("--args must be a JSON object");
     }
-    if o.connections == 0 || o.duration <= 0.0 {
-        return bad("--connections and --duration must be > 0");
+    if o.connections == 0 || !(o.duration > 0.0 || o.idle.is_some() && o.duration == 0.0) {
+        return bad("--connections and --duration must be > 0 (--duration may be 0 with --idle)");
     }
     if o.mock && !o.spawn_server {
         return bad("--mock needs --spawn-server (the spawned server is pointed at the mock)");
