@@ -46,8 +46,13 @@ impl RunReport {
         let l = &self.latency;
         let offered = self.offered_rate.map(|r| format!(" offered {r:.0}/s,")).unwrap_or_default();
         let lag = self.send_lag.map(|s| format!(", send lag p99 {} us", s.p99_us)).unwrap_or_default();
+        let protocol = match self.protocol {
+            Some(BenchProtocol::Mcp) => " mcp",
+            Some(BenchProtocol::Legacy) => " legacy",
+            None => "",
+        };
         format!(
-            "{} {} x{} conn,{offered} {:.0} calls/s: p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us, \
+            "{}{protocol} {} x{} conn,{offered} {:.0} calls/s: p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us, \
              errors {} (lost {}){lag}",
             self.mode,
             self.tool,

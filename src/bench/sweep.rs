@@ -76,9 +76,6 @@ pub fn run(
         let progress = Progress::start(&format!("sweep {rate:.0}/s"), live.clone(), quiet);
         let step = open_loop::run(kind, &OpenPlan { rate, ..plan.clone() }, live)?;
         drop(progress);
-        if !quiet {
-            eprintln!("{}", step.line());
-        }
         let stop = saturated(&step);
         steps.push(step);
         if stop {
