@@ -37,6 +37,10 @@ pub use run::run;
 
 use serde::Serialize;
 
+/// The `--sweep-rates` default (keep in step with the clap default string).
+pub const DEFAULT_SWEEP_RATES: [f64; 10] =
+    [1000.0, 2000.0, 5000.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0, 35000.0, 40000.0];
+
 /// Which protocol to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum BenchProtocol {
@@ -142,7 +146,7 @@ impl Default for BenchOptions {
             drain: 5.0,
             calls: None,
             sweep: false,
-            sweep_rates: vec![1000.0, 2000.0, 5000.0, 10000.0, 20000.0],
+            sweep_rates: DEFAULT_SWEEP_RATES.to_vec(),
             soak: false,
             idle: None,
             spawn_server: false,
@@ -174,4 +178,28 @@ pub enum BenchError {
     /// A client thread panicked.
     #[error("client thread panicked")]
     Thread,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn cli_defaults_match_the_library_defaults() {
+        let cli = crate::cli::Cli::try_parse_from(["exai", "bench"]).unwrap();
+        let crate::cli::Command::Bench(o) = cli.command else { panic!("not bench") };
+        let d = BenchOptions::default();
+        assert_eq!(o.sweep_rates, d.sweep_rates);
+        assert_eq!((o.connections, o.duration, o.warmup, o.drain), (d.connections, d.duration, d.warmup, d.drain));
+        assert_eq!((o.url, o.tool, o.direct_body), (d.url, d.tool, d.direct_body));
+    }
+
+    #[test]
+    fn idle_flag_defaults_to_ten_thousand() {
+        let cli = crate::cli::Cli::try_parse_from(["exai", "bench", "--idle"]).unwrap();
+        let crate::cli::Command::Bench(o) = cli.command else { panic!("not bench") };
+        assert_eq!(o.idle, Some(10_000));
+    }
 }
