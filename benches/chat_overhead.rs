@@ -207,18 +207,17 @@ fn bench(c: &mut Criterion) {
     );
 
     // Throughput with 64 concurrent clients.
-    let report = exai::bench::run(&exai::bench::BenchOptions {
+    let out = exai::bench::run(&exai::bench::BenchOptions {
         url: format!("ws://{}/mcp", server.1),
         connections: 64,
         duration: 5.0,
-        warmup: 1.0,
         tool: "chat".into(),
         args: r#"{"prompt":"hi","model":"glm-4.5-flash"}"#.into(),
-        protocol: exai::bench::BenchProtocol::Mcp,
-        threads: 1,
-        token: None,
+        quiet: true,
+        ..Default::default()
     })
     .expect("bench");
+    let report = out.run.expect("closed-loop report");
     let direct_rate = sys.block_on(async {
         let end = Instant::now() + Duration::from_secs(5);
         let tasks = (0..64).map(|_| {
@@ -236,7 +235,7 @@ fn bench(c: &mut Criterion) {
     });
     println!(
         "concurrency 64: exai {:.0} calls/s (p50 {} us, p99 {} us, errors {}) | direct to mock {:.0} calls/s",
-        report.calls_per_sec, report.p50_us, report.p99_us, report.errors, direct_rate
+        report.calls_per_sec, report.latency.p50_us, report.latency.p99_us, report.errors, direct_rate
     );
 }
 

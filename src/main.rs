@@ -6,39 +6,30 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result =
-        match cli.command {
-            Command::Serve(args) => args.load().and_then(|cfg| exai::app::serve(cfg).map_err(Into::into)),
-            Command::Migrate(args) => args.load().and_then(|cfg| exai::app::migrate(cfg).map_err(Into::into)),
-            Command::Bench(opts) => {
-                exai::bench::run(&opts).map_err(Into::into).map(|r| {
-                    eprintln!(
-                "{} {} x{} conn: {:.0} calls/s, p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us, errors {}",
-                r.tool, serde_json::to_string(&r.protocol).unwrap_or_default(), r.connections, r.calls_per_sec,
-                r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us, r.errors
-            );
-                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
-                    if r.errors > 0 {
-                        1
-                    } else {
-                        0
-                    }
-                })
+    let result = match cli.command {
+        Command::Serve(args) => args.load().and_then(|cfg| exai::app::serve(cfg).map_err(Into::into)),
+        Command::Migrate(args) => args.load().and_then(|cfg| exai::app::migrate(cfg).map_err(Into::into)),
+        Command::Bench(opts) => exai::bench::run(&opts).map_err(Into::into).map(|out| {
+            for line in out.lines() {
+                eprintln!("{line}");
             }
-            Command::Call(args) => Ok(i32::from(exai::client::call::run(&args))),
-            Command::Stdio(args) => exai::client::stdio::run(*args).map(i32::from).map_err(Into::into),
-            Command::Cleanup(args) => {
-                args.common.load().and_then(|cfg| exai::cleanup_cli::run(&args, &cfg).map_err(Into::into))
+            println!("{}", serde_json::to_string(&out).unwrap_or_default());
+            i32::from(out.failed())
+        }),
+        Command::Call(args) => Ok(i32::from(exai::client::call::run(&args))),
+        Command::Stdio(args) => exai::client::stdio::run(*args).map(i32::from).map_err(Into::into),
+        Command::Cleanup(args) => {
+            args.common.load().and_then(|cfg| exai::cleanup_cli::run(&args, &cfg).map_err(Into::into))
+        }
+        Command::Config { command: ConfigCommand::Check(args) } => args.load().map(|cfg| {
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
             }
-            Command::Config { command: ConfigCommand::Check(args) } => args.load().map(|cfg| {
-                for w in &cfg.warnings {
-                    eprintln!("warning: {w}");
-                }
-                println!("{}", cfg.render_redacted());
-                eprintln!("configuration is valid");
-                0
-            }),
-        };
+            println!("{}", cfg.render_redacted());
+            eprintln!("configuration is valid");
+            0
+        }),
+    };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
