@@ -11,7 +11,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use actix_web::{web, App, HttpResponse, HttpServer};
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -22,28 +21,9 @@ use std::time::{Duration, Instant};
 
 type Framed = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
-const ANSWER: &str = r#"{"id":"c1","object":"chat.completion","model":"glm-4.5-flash","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
-
+/// The same in-process zero-delay mock `exai bench --mock` uses.
 fn start_mock() -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let srv = HttpServer::new(|| {
-                App::new().route(
-                    "/v1/chat/completions",
-                    web::post().to(|_b: web::Bytes| async {
-                        HttpResponse::Ok().content_type("application/json").body(ANSWER)
-                    }),
-                )
-            })
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .expect("bind mock");
-            tx.send(srv.addrs()[0].port()).expect("port");
-            srv.run().await.expect("mock");
-        })
-    });
-    rx.recv().expect("mock port")
+    exai::bench::mock::start().expect("mock")
 }
 
 struct Server(Child, String);
