@@ -106,20 +106,8 @@ async fn writer(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>
                 let _ = tokio::time::timeout(link.send_timeout, session.close(Some(r))).await;
                 return;
             }
-            control => {
-                let sent = async {
-                    match control {
-                        Outbound::Ping(b) => tokio::time::timeout(link.send_timeout, session.ping(&b)).await,
-                        Outbound::Pong(b) => tokio::time::timeout(link.send_timeout, session.pong(&b)).await,
-                        Outbound::Text(_) | Outbound::Close(..) => Ok(Ok(())),
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    c = urgent_close(&mut urgent) => Step::Urgent(c, None),
-                    r = sent => if matches!(r, Ok(Ok(()))) { Step::Sent } else { Step::Failed(None) },
-                }
-            }
+            Outbound::Ping(b) => control(&mut urgent, tokio::time::timeout(link.send_timeout, session.ping(&b))).await,
+            Outbound::Pong(b) => control(&mut urgent, tokio::time::timeout(link.send_timeout, session.pong(&b))).await,
         };
         match step {
             Step::Sent => {}
@@ -129,6 +117,18 @@ async fn writer(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>
                 return;
             }
         }
+    }
+}
+
+/// Send a control frame unless an urgent close comes first.
+async fn control<F>(urgent: &mut Option<tokio::sync::oneshot::Receiver<(u16, String)>>, send: F) -> Step
+where
+    F: std::future::Future<Output = Result<Result<(), actix_ws::Closed>, tokio::time::error::Elapsed>>,
+{
+    tokio::select! {
+        biased;
+        c = urgent_close(urgent) => Step::Urgent(c, None),
+        r = send => if matches!(r, Ok(Ok(()))) { Step::Sent } else { Step::Failed(None) },
     }
 }
 

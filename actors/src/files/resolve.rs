@@ -161,17 +161,7 @@ impl Resolver {
 
     /// One reference (atomic upsert); upload when the row has no usable provider file.
     async fn acquire_hashed(self, msg: Acquire, digests: Digests) -> Result<Acquired, ToolError> {
-        let new = NewFileRef {
-            provider: msg.provider.clone(),
-            sha256: digests.sha256.clone(),
-            filename: msg.filename.clone(),
-            size: i64::try_from(digests.size).unwrap_or(i64::MAX),
-            mime_type: None,
-            purpose: msg.purpose.clone(),
-            upload_method: msg.method.clone(),
-            blob_key: msg.blob_key.clone(),
-            now_ms: now_ms(),
-        };
+        let new = self.new_ref(&msg, digests.sha256.clone(), digests.size);
         let row = self.registry.acquire_file_ref(&new).await.map_err(store_error)?;
         if row.is_ready() {
             self.metrics.obs.dedup_hits.inc();
@@ -187,6 +177,17 @@ impl Resolver {
             tee: TeeSlot::default(),
         };
         match self.providers.file_op(&msg.provider, op).await {
+            // The upload hashed what it sent: a file changed since it was hashed would be
+            // recorded under another content's identity, so it is refused instead.
+            Ok(FileReply::File(pf)) if pf.sha256.as_ref().is_some_and(|s| *s != digests.sha256) => {
+                self.delete_quietly(&msg.provider, &pf.id, "the file changed during its upload").await;
+                let e = ToolError::Execution(format!(
+                    "{} changed while it was being uploaded; nothing was recorded, send it again",
+                    msg.filename
+                ));
+                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
+                Err(e)
+            }
             Ok(FileReply::File(pf)) => self.complete(row, pf.id, &msg, digests.size).await,
             Ok(_) => {
                 let e = ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() };

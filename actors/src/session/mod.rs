@@ -466,6 +466,11 @@ impl WsSession {
             return;
         }
         self.draining = Some(deadline);
+        if self.lingering {
+            // Already closed for stalling; shutdown does not wait out the linger.
+            ctx.stop();
+            return;
+        }
         if self.core.inflight() == 0 {
             self.close_when_flushed(ctx);
             return;
