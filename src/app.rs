@@ -52,6 +52,9 @@ pub enum AppError {
     /// The blob store could not be set up.
     #[error("blob store: {0}")]
     Blob(#[from] exai_actors::files::ports::BlobError),
+    /// The conversation journal could not be opened or replayed.
+    #[error("conversations: {0}")]
+    Journal(#[from] exai_actors::conversation::writer::WriteBehindError),
 }
 
 fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
@@ -112,6 +115,7 @@ async fn start(
         &runtime.breakers,
         &mut children,
     );
+    let (conversations, journal) = wiring::conversations(&cfg, Arc::clone(&store), &metrics, &mut children).await?;
     let (files, root_problems) = wiring::files(&cfg);
     for p in root_problems {
         tracing::warn!("{p}");
@@ -125,7 +129,7 @@ async fn start(
         catalog: Arc::clone(&catalog),
         toollog: toollog.clone(),
         providers,
-        conversations: wiring::conversations(&cfg, Arc::clone(&store)),
+        conversations,
         files,
     });
     let mut tools: Vec<Arc<dyn Tool>> = builtin::all();
@@ -211,6 +215,7 @@ async fn start(
         mcp_http: http,
         monitoring,
         cleanup,
+        journal,
     };
     let server = HttpServer::new(move || {
         let st = state.clone();

@@ -1,13 +1,14 @@
-//! Builds the provider layer from the configuration: one circuit breaker (handle + actor) and
-//! one `ProviderActor` per enabled provider, all provider actors on one dedicated arbiter
-//! thread, and the `ProviderSet` tools call; plus conversations, file access and the model the
-//! monitoring watchers ask.
+//! Builds the provider layer from the configuration: one circuit breaker (handle + actor), one
+//! `ProviderActor` (all on one dedicated arbiter thread) and its `Lane` (chats on the caller's
+//! thread) per enabled provider, and the `ProviderSet` tools call; plus conversations (and their write-behind
+//! journal and writer), file access and the model the monitoring watchers ask.
 
 use crate::config::{Config, ProviderKind};
 use crate::providers::{transport_factory, TransportConfig, VendorKind};
 use actix_rt::ArbiterHandle;
 use exai_actors::breakers::BreakerBoard;
 use exai_actors::catalog::Catalog;
+use exai_actors::conversation::writer::{ConversationWriter, WriteBehind, WriteBehindError};
 use exai_actors::conversation::{ConversationSettings, Conversations};
 use exai_actors::coordinator::{Child, ChildHandle, ChildSpec};
 use exai_actors::metrics::Metrics;
@@ -15,6 +16,7 @@ use exai_actors::ports::AnalysisModel;
 use exai_actors::ports::Store;
 use exai_actors::provider::actor::{ProviderActor, ProviderActorConfig};
 use exai_actors::provider::breaker::{BreakerActor, BreakerHandle};
+use exai_actors::provider::lane::Lane;
 use exai_actors::provider::service::{ChatCall, ProviderEntry, ProviderSet};
 use exai_actors::provider::types::{ChatMessage, ChatRequest};
 use exai_actors::tools::files::FileAccess;
@@ -66,16 +68,18 @@ pub fn providers(
         let actor_cfg =
             ProviderActorConfig { name: p.name.clone(), timeouts: p.timeouts, retry: p.retry.clone(), transport };
         let handle: ChildHandle<ProviderActor> = ChildHandle::default();
-        let (b, m) = (breaker.clone(), metrics.clone());
+        let lane = Lane::new(actor_cfg.clone(), metrics.clone());
+        let (b, m, l) = (breaker.clone(), metrics.clone(), lane.clone());
         children.push(Box::new(Child::in_arbiter(
             static_name(format!("provider:{}", p.name)),
             handle.clone(),
             arbiter.clone(),
-            move |exit| ProviderActor::new(actor_cfg.clone(), b.clone(), m.clone(), Some(exit)),
+            move |exit| ProviderActor::new(actor_cfg.clone(), b.clone(), m.clone(), Some(exit)).linked(&l),
         )));
         entries.push(ProviderEntry {
             name: p.name.clone(),
             actor: handle,
+            lane,
             breaker,
             semaphore: Arc::new(Semaphore::new(p.max_inflight)),
             max_inflight: p.max_inflight,
@@ -94,17 +98,47 @@ pub fn providers(
     ))
 }
 
-/// Conversation threads over the store.
-pub fn conversations(cfg: &Config, store: Arc<dyn Store>) -> Arc<Conversations> {
+/// Whether turns are stored write-behind (`conversations.write_behind`; `auto` means a SQLite
+/// file: one server owns it, and its round trips are on every reply otherwise).
+pub fn write_behind_enabled(cfg: &Config) -> bool {
+    match cfg.conversations.write_behind.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            let url = cfg.database_url();
+            url.starts_with("sqlite:") && !url.contains(":memory:") && !url.contains("mode=memory")
+        }
+    }
+}
+
+/// Conversation threads over the store; with write-behind, also the journal service (its
+/// writer actor is added to `children`). Replays what an earlier process left in the journal.
+pub async fn conversations(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    metrics: &Metrics,
+    children: &mut Vec<Box<dyn ChildSpec>>,
+) -> Result<(Arc<Conversations>, Option<Arc<WriteBehind>>), WriteBehindError> {
     let c = &cfg.conversations;
-    Arc::new(Conversations::new(
-        store,
-        ConversationSettings {
-            max_turns: c.max_turns,
-            ttl: Duration::from_secs(c.ttl_hours.saturating_mul(3600)),
-            cross_session: c.cross_session,
-        },
-    ))
+    let settings = ConversationSettings {
+        max_turns: c.max_turns,
+        ttl: Duration::from_secs(c.ttl_hours.saturating_mul(3600)),
+        cross_session: c.cross_session,
+    };
+    if !write_behind_enabled(cfg) {
+        return Ok((Arc::new(Conversations::new(store, settings)), None));
+    }
+    let dir = PathBuf::from(&cfg.storage.data_dir).join("journal");
+    let wb = WriteBehind::open(&dir, Arc::clone(&store), 4096, metrics.clone()).await?;
+    let handle: ChildHandle<ConversationWriter> = ChildHandle::default();
+    let w = Arc::clone(&wb);
+    children.insert(
+        0,
+        Box::new(Child::new("conversation-writer", handle, move |exit| {
+            ConversationWriter::new(Arc::clone(&w), Some(exit))
+        })),
+    );
+    Ok((Arc::new(Conversations::with_write_behind(store, settings, Arc::clone(&wb))), Some(wb)))
 }
 
 /// File access from `tools.allowed_roots` (default: the working directory). Returns problems

@@ -55,6 +55,13 @@ pub struct Metrics {
     pub toollog_written: IntCounter,
     /// Tool-call log rows dropped (queue full or write failed).
     pub toollog_dropped: IntCounterVec,
+    /// Journaled conversation turns not yet applied to the store.
+    pub conversation_journal_pending: IntGauge,
+    /// Conversation turns by how they reached the store: applied (write-behind), retried (a
+    /// failed attempt), dropped (refused permanently), direct (journal unwritable).
+    pub conversation_writes: IntCounterVec,
+    /// Turns applied from the journal at start-up.
+    pub conversation_journal_replayed: IntCounter,
     /// Supervised actor restarts by actor.
     pub actor_restarts: IntCounterVec,
     /// Messages refused by a full mailbox, by actor.
@@ -228,6 +235,9 @@ impl Metrics {
         for v in ["queue_full", "write_failed"] {
             self.toollog_dropped.with_label_values(&[v]);
         }
+        for v in ["applied", "retried", "dropped", "direct"] {
+            self.conversation_writes.with_label_values(&[v]);
+        }
         for v in ["progress", "terminal"] {
             self.outbox_shed.with_label_values(&[v]);
         }
@@ -327,6 +337,21 @@ impl Metrics {
             toollog_dropped: reg(
                 &r,
                 IntCounterVec::new(Opts::new("toollog_rows_dropped_total", "Tool-call log rows dropped"), &["reason"])?,
+            )?,
+            conversation_journal_pending: reg(
+                &r,
+                IntGauge::new("conversation_journal_pending", "Journaled conversation turns not yet in the store")?,
+            )?,
+            conversation_writes: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("conversation_writes_total", "Write-behind conversation turns by outcome"),
+                    &["result"],
+                )?,
+            )?,
+            conversation_journal_replayed: reg(
+                &r,
+                IntCounter::new("conversation_journal_replayed_total", "Conversation turns replayed from the journal")?,
             )?,
             actor_restarts: reg(
                 &r,

@@ -247,6 +247,18 @@ pub struct MessageRecord {
     pub created_at_ms: i64,
 }
 
+/// One conversation turn to store: the thread's record on its first turn, then the messages
+/// (one conversation, idempotency keys set). The unit of conversation write-behind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TurnRecord {
+    /// The `continuation_id` the turn belongs to (what a continuation looks up).
+    pub continuation_id: String,
+    /// The thread's record when this turn creates it.
+    pub conversation: Option<ConversationRecord>,
+    /// The messages to append.
+    pub messages: Vec<NewMessage>,
+}
+
 /// A message to append; `seq` is assigned by the store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NewMessage {
@@ -302,6 +314,18 @@ pub trait Store: DiagnosticsStore + Send + Sync + 'static {
             out.push(self.append_message(m).await?);
         }
         Ok(out)
+    }
+    /// Store several turns in order (a thread's record on its first turn, then its messages),
+    /// idempotently, in one transaction where the backend has them: all or none. Write-behind
+    /// applies its queue with this. The default stores them one statement at a time.
+    async fn apply_turns(&self, turns: &[&TurnRecord]) -> Result<(), StoreError> {
+        for t in turns {
+            if let Some(c) = &t.conversation {
+                self.ensure_conversation(c).await?;
+            }
+            self.append_messages(&t.messages).await?;
+        }
+        Ok(())
     }
     /// Create the conversation unless it exists (same id): never an error for a repeat.
     async fn ensure_conversation(&self, c: &ConversationRecord) -> Result<(), StoreError> {

@@ -144,6 +144,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("conversations.max_turns", Kind::U32),
     k("conversations.ttl_hours", Kind::U64),
     k("conversations.cross_session", Kind::Bool),
+    k("conversations.write_behind", Kind::Str),
     k("routing.default_model", Kind::Str),
     k("routing.kimi_default_model", Kind::Str),
     k("routing.kimi_speed_model", Kind::Str),

@@ -248,11 +248,16 @@ pub struct ConversationsConfig {
     pub ttl_hours: u64,
     /// Whether any session may continue a thread (false: only the session that created it).
     pub cross_session: bool,
+    /// How turns are stored: `on` — journaled in `<data_dir>/journal` before the reply and
+    /// applied to the store behind it; `off` — written to the store before the reply; `auto`
+    /// (default) — `on` for a SQLite file, `off` for PostgreSQL (where several servers may
+    /// share the database and a continuation may reach another one) and in-memory SQLite.
+    pub write_behind: String,
 }
 
 impl Default for ConversationsConfig {
     fn default() -> Self {
-        ConversationsConfig { max_turns: 20, ttl_hours: 3, cross_session: false }
+        ConversationsConfig { max_turns: 20, ttl_hours: 3, cross_session: false, write_behind: "auto".into() }
     }
 }
 

@@ -169,6 +169,13 @@ impl Checker<'_> {
         }
         let c = &self.cfg.conversations;
         self.at_least_one("conversations.max_turns", u64::from(c.max_turns))?;
+        if !["auto", "on", "off"].contains(&c.write_behind.as_str()) {
+            return Err(self.fail(
+                "conversations.write_behind",
+                Some(format!("{:?}", c.write_behind)),
+                "\"auto\", \"on\" or \"off\"",
+            ));
+        }
         self.at_least_one("conversations.ttl_hours", c.ttl_hours)
     }
 

@@ -57,6 +57,34 @@ pub async fn crash(req: HttpRequest, path: web::Path<String>, state: web::Data<A
     }
 }
 
+/// Fault injection: `pause` or `resume` applying journaled conversation turns to the store
+/// (a paused writer stands for one that is stuck or behind; the turns stay in the journal).
+pub async fn conversation_writer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !state.fault_injection {
+        return HttpResponse::NotFound().finish();
+    }
+    if !authorized(&req, &state) {
+        return unauthorized();
+    }
+    let Some(wb) = &state.journal else {
+        return HttpResponse::NotFound()
+            .json(json!({ "error": { "code": "NOT_FOUND", "message": "conversation write-behind is off" } }));
+    };
+    match path.as_str() {
+        "pause" => wb.set_paused(true),
+        "resume" => wb.set_paused(false),
+        other => {
+            return HttpResponse::BadRequest().json(json!({ "error": { "code": "INVALID_ARGUMENT",
+                "message": format!("unknown action '{other}' (pause or resume)") } }))
+        }
+    }
+    HttpResponse::Accepted().json(json!({ "conversation_writer": path.as_str(), "pending": wb.pending() }))
+}
+
 /// Body of `POST /admin/debug/error`.
 #[derive(serde::Deserialize)]
 pub struct ErrorBody {

@@ -69,6 +69,7 @@ pub async fn websocket(state: web::Data<AppState>) -> HttpResponse {
         },
         "inflight": { "global": used, "global_max": max, "utilization": if max == 0 { 0.0 } else { used as f64 / max as f64 } },
         "toollog_queue": state.toollog.len(),
+        "conversation_journal_pending": state.journal.as_ref().map(|j| j.pending()),
         "provider_permits": { "in_use": permits_used, "max": permits_max },
         "resume": {
             "sessions": state.session_deps.sessions.len(),

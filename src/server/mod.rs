@@ -7,7 +7,8 @@
 //! - `GET /mcp`: WebSocket upgrade when asked for, else the Streamable HTTP SSE stream;
 //!   `POST /mcp`, `DELETE /mcp`: Streamable HTTP.
 //! - `GET /health/live`, `/health/ready`, `/health/websocket`, `GET /metrics`.
-//! - `POST /admin/shutdown`, `POST /admin/debug/crash/{child}`, `POST /admin/debug/error`
+//! - `POST /admin/shutdown`, `POST /admin/debug/crash/{child}`,
+//!   `POST /admin/debug/conversation-writer/{pause,resume}`, `POST /admin/debug/error`
 //!   (admin token; the debug routes only with fault injection enabled).
 //! - `POST /admin/cleanup?dry_run=true|false` (run a staged cleanup; answers its report),
 //!   `GET /admin/cleanup` (progress of the current run); admin token required.
@@ -61,6 +62,8 @@ pub struct AppState {
     pub monitoring: Arc<dashboard::Monitoring>,
     /// The cleanup coordinator (when the store has the files tables).
     pub cleanup: Option<exai_actors::coordinator::ChildHandle<exai_actors::files::cleanup::CleanupCoordinator>>,
+    /// Conversation write-behind (when enabled).
+    pub journal: Option<Arc<exai_actors::conversation::writer::WriteBehind>>,
 }
 
 async fn mcp_get(
@@ -112,6 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .route("/admin/cleanup", web::post().to(admin_cleanup::run))
         .route("/admin/cleanup", web::get().to(admin_cleanup::progress))
         .route("/admin/debug/crash/{child}", web::post().to(admin::crash))
+        .route("/admin/debug/conversation-writer/{action}", web::post().to(admin::conversation_writer))
         .route("/admin/debug/error", web::post().to(admin::log_error));
     dashboard::routes(cfg, dashboard_enabled);
 }

@@ -4,18 +4,30 @@
 //! timeout, creating the file and its parent directory when missing. Every write runs in a
 //! `BEGIN IMMEDIATE` transaction, so writers queue on SQLite's write lock (waiting up to
 //! the busy timeout) instead of failing when a read snapshot goes stale.
+//!
+//! The frequent writes (conversation turns, tool-call log batches, sessions) go through one
+//! dedicated writer connection, taken in turn, instead of any pooled connection: SQLite has
+//! one writer anyway, so nothing is lost in parallelism, writers never meet in the busy
+//! handler's sleeps, and the writer's page cache stays warm (a connection that finds the WAL
+//! changed by another connection starts its next transaction with an empty cache). Reads use
+//! the pool. An in-memory database has only its one pooled connection.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use exai_actors::ports::{
     ConversationRecord, MessageRecord, MigrationStatus, NewMessage, SessionRecord, Store, StoreError, ToolCallQuery,
-    ToolCallRecord,
+    ToolCallRecord, TurnRecord,
 };
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
 
 use super::error::{connect_failed, map_migrate, map_sqlx};
 use super::rows::{self, effective_limit, known_versions};
@@ -25,6 +37,10 @@ use super::{redact_url, StoreOptions};
 pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, continuation_id, session_id, tool, model, \
+     provider, turn_count, created_at, updated_at, expires_at, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 const TOOL_CALL_COLUMNS: &str = "SELECT id, started_at, session_id, request_id, tool, protocol, \
      outcome, error_code, total_ms, global_wait_ms, provider_wait_ms, processing_ms, provider, \
@@ -42,6 +58,32 @@ macro_rules! message_columns {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
+}
+
+/// The connection a write runs on: the dedicated writer, or a pooled one.
+enum WriteConn<'a> {
+    Own(tokio::sync::MappedMutexGuard<'a, SqliteConnection>),
+    Pool(PoolConnection<Sqlite>),
+}
+
+impl Deref for WriteConn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            WriteConn::Own(g) => g,
+            WriteConn::Pool(c) => c,
+        }
+    }
+}
+
+impl DerefMut for WriteConn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            WriteConn::Own(g) => g,
+            WriteConn::Pool(c) => c,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -54,18 +96,37 @@ impl SqliteStore {
         if !memory {
             ensure_parent_dir(&connect_opts).await?;
         }
+        // No ping before handing out a connection: a SQLite connection is a local file handle
+        // that does not go stale, and the ping is a round trip to its worker thread.
         let mut pool_opts = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(Duration::from_millis(opts.busy_timeout_ms.max(1_000)));
         if memory {
             pool_opts = pool_opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         }
-        let pool = pool_opts.connect_with(connect_opts).await.map_err(|e| connect_failed(&redact_url(url), e))?;
-        let store = Self { pool };
+        let pool =
+            pool_opts.connect_with(connect_opts.clone()).await.map_err(|e| connect_failed(&redact_url(url), e))?;
+        let mut store = Self { pool, writer: None };
         if opts.migrate {
             store.run_migrations().await?;
         }
+        if !memory {
+            let conn = connect_opts.connect().await.map_err(|e| connect_failed(&redact_url(url), e))?;
+            store.writer = Some(Arc::new(tokio::sync::Mutex::new(Some(conn))));
+        }
         Ok(store)
+    }
+
+    /// The connection for a write: the dedicated writer (waiting for its turn), or a pooled
+    /// connection for an in-memory database or after `close`.
+    async fn writer(&self) -> Result<WriteConn<'_>, StoreError> {
+        if let Some(w) = &self.writer {
+            if let Ok(g) = tokio::sync::MutexGuard::try_map(w.lock().await, Option::as_mut) {
+                return Ok(WriteConn::Own(g));
+            }
+        }
+        self.pool.acquire().await.map(WriteConn::Pool).map_err(map_sqlx)
     }
 
     /// Apply every pending migration (a no-op when the schema is current).
@@ -149,7 +210,8 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
         let mut written = 0;
         // Multi-row inserts: 14 binds per row, 64 rows per statement stays far below
         // SQLite's bind limit and cuts per-statement overhead for large batches.
@@ -218,7 +280,7 @@ impl Store for SqliteStore {
         .bind(s.last_seen_at_ms)
         .bind(s.closed_at_ms)
         .bind(s.metadata.to_string())
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .map(|_| ())
         .map_err(map_sqlx)
@@ -231,7 +293,7 @@ impl Store for SqliteStore {
         )
         .bind(id)
         .bind(at_ms)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(map_sqlx)?;
         if done.rows_affected() == 0 {
@@ -253,26 +315,41 @@ impl Store for SqliteStore {
     }
 
     async fn create_conversation(&self, c: &ConversationRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (id, continuation_id, session_id, tool, model, provider, \
-             turn_count, created_at, updated_at, expires_at, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&c.id)
-        .bind(&c.continuation_id)
-        .bind(&c.session_id)
-        .bind(&c.tool)
-        .bind(&c.model)
-        .bind(&c.provider)
-        .bind(c.turn_count)
-        .bind(c.created_at_ms)
-        .bind(c.updated_at_ms)
-        .bind(c.expires_at_ms)
-        .bind(c.metadata.to_string())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(map_sqlx)
+        insert_conversation(c).execute(&mut *self.writer().await?).await.map(|_| ()).map_err(map_sqlx)
+    }
+
+    async fn apply_turns(&self, turns: &[&TurnRecord]) -> Result<(), StoreError> {
+        // Four round trips for the whole batch: BEGIN, the new threads in one statement, every
+        // message in one statement (chunked far below SQLite's bind limit), COMMIT.
+        let convs: Vec<&ConversationRecord> = turns.iter().filter_map(|t| t.conversation.as_ref()).collect();
+        let msgs: Vec<&NewMessage> = turns.iter().flat_map(|t| t.messages.iter()).collect();
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
+        for chunk in convs.chunks(256) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO conversations (id, continuation_id, session_id, tool, model, provider, \
+                 turn_count, created_at, updated_at, expires_at, metadata) ",
+            );
+            qb.push_values(chunk, |mut b, c| {
+                b.push_bind(&c.id)
+                    .push_bind(&c.continuation_id)
+                    .push_bind(&c.session_id)
+                    .push_bind(&c.tool)
+                    .push_bind(&c.model)
+                    .push_bind(&c.provider)
+                    .push_bind(c.turn_count)
+                    .push_bind(c.created_at_ms)
+                    .push_bind(c.updated_at_ms)
+                    .push_bind(c.expires_at_ms)
+                    .push_bind(c.metadata.to_string());
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await.map_err(map_sqlx)?;
+        }
+        for chunk in msgs.chunks(512) {
+            append_many_query(chunk).build().execute(&mut *tx).await.map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)
     }
 
     async fn get_conversation(&self, continuation_id: &str) -> Result<Option<ConversationRecord>, StoreError> {
@@ -302,28 +379,9 @@ impl Store for SqliteStore {
         // One statement, so one round trip and one implicit transaction: SQLite holds the
         // write lock for the whole statement, so max(seq) cannot race; a trigger bumps the
         // conversation's turn count; repeated idempotency keys insert nothing.
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "WITH base AS (SELECT COALESCE(MAX(seq), 0) AS s FROM messages WHERE conversation_id = ",
-        );
-        qb.push_bind(conv);
-        qb.push(
-            ") INSERT INTO messages (conversation_id, seq, role, content, model, metadata, idempotency_key, \
-             created_at) ",
-        );
-        for (i, m) in msgs.iter().enumerate() {
-            if i > 0 {
-                qb.push(" UNION ALL ");
-            }
-            qb.push("SELECT ").push_bind(conv);
-            // The offset is a number this code generates, not input.
-            qb.push(format!(", base.s + {}, ", i + 1));
-            qb.push_bind(m.role.as_str()).push(", ").push_bind(&m.content).push(", ").push_bind(&m.model);
-            qb.push(", ").push_bind(m.metadata.to_string()).push(", ").push_bind(&m.idempotency_key);
-            qb.push(", ").push_bind(m.created_at_ms);
-            qb.push(" FROM base WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ").push_bind(conv).push(")");
-        }
-        qb.push(concat!(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", message_columns!()));
-        let inserted = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;
+        let mut qb = append_query(conv, msgs);
+        let mut conn = self.writer().await?;
+        let inserted = qb.build().fetch_all(&mut *conn).await.map_err(map_sqlx)?;
         let mut out: Vec<MessageRecord> = inserted.iter().map(rows::message).collect::<Result<_, _>>()?;
         if out.len() < msgs.len() {
             // Repeated keys (a retried request) or a missing conversation.
@@ -334,7 +392,7 @@ impl Store for SqliteStore {
                 let row =
                     sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE idempotency_key = $1"))
                         .bind(&m.idempotency_key)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_sqlx)?;
                 match row {
@@ -372,6 +430,85 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        if let Some(w) = &self.writer {
+            if let Some(conn) = w.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
         self.pool.close().await;
     }
+}
+
+/// The one statement appending `msgs` to conversation `conv`: SQLite holds the write lock for
+/// the whole statement, so max(seq) cannot race; a trigger bumps the conversation's turn count;
+/// repeated idempotency keys insert nothing; a missing conversation inserts nothing.
+fn append_query<'a>(conv: &'a str, msgs: &'a [NewMessage]) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "WITH base AS (SELECT COALESCE(MAX(seq), 0) AS s FROM messages WHERE conversation_id = ",
+    );
+    qb.push_bind(conv);
+    qb.push(
+        ") INSERT INTO messages (conversation_id, seq, role, content, model, metadata, idempotency_key, \
+         created_at) ",
+    );
+    for (i, m) in msgs.iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("SELECT ").push_bind(conv);
+        // The offset is a number this code generates, not input.
+        qb.push(format!(", base.s + {}, ", i + 1));
+        qb.push_bind(m.role.as_str()).push(", ").push_bind(&m.content).push(", ").push_bind(&m.model);
+        qb.push(", ").push_bind(m.metadata.to_string()).push(", ").push_bind(&m.idempotency_key);
+        qb.push(", ").push_bind(m.created_at_ms);
+        qb.push(" FROM base WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ").push_bind(conv).push(")");
+    }
+    qb.push(concat!(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", message_columns!()));
+    qb
+}
+
+/// One statement appending messages of any conversations, in order. Every row's `seq` is the
+/// conversation's stored maximum (read before the statement inserts anything) plus the row's
+/// position among this statement's rows of that conversation, so seqs keep increasing (a
+/// repeated idempotency key inserts nothing and leaves a gap). A row whose conversation does
+/// not exist inserts nothing.
+fn append_many_query<'a>(msgs: &[&'a NewMessage]) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages (conversation_id, seq, role, content, model, metadata, idempotency_key, \
+         created_at) ",
+    );
+    let mut position: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let k = position.entry(m.conversation_id.as_str()).or_insert(0);
+        *k += 1;
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("SELECT ").push_bind(&m.conversation_id);
+        qb.push(", (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ");
+        // The offset is a number this code generates, not input.
+        qb.push_bind(&m.conversation_id).push(format!(") + {k}, "));
+        qb.push_bind(m.role.as_str()).push(", ").push_bind(&m.content).push(", ").push_bind(&m.model);
+        qb.push(", ").push_bind(m.metadata.to_string()).push(", ").push_bind(&m.idempotency_key);
+        qb.push(", ").push_bind(m.created_at_ms);
+        qb.push(" WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ").push_bind(&m.conversation_id).push(")");
+    }
+    qb.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+    qb
+}
+
+/// `INSERT INTO conversations` for `c`.
+fn insert_conversation(c: &ConversationRecord) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(INSERT_CONVERSATION)
+        .bind(&c.id)
+        .bind(&c.continuation_id)
+        .bind(&c.session_id)
+        .bind(&c.tool)
+        .bind(&c.model)
+        .bind(&c.provider)
+        .bind(c.turn_count)
+        .bind(c.created_at_ms)
+        .bind(c.updated_at_ms)
+        .bind(c.expires_at_ms)
+        .bind(c.metadata.to_string())
 }

@@ -72,6 +72,7 @@ async fn page_and_api_are_embedded_and_guarded() {
         names,
         [
             "toollog",
+            "conversation-writer",
             "breaker:kimi",
             "provider:kimi",
             "breaker:glm",

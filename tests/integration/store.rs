@@ -3,6 +3,7 @@
 
 mod diagnostics;
 pub(crate) mod harness;
+mod turns;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,6 +9,11 @@
 //! ProviderError>`), [`FileOp`] (Files API / web search, no retries beyond the policy),
 //! [`Drain`] (no-op: requests are owned by their callers), [`Crash`] (fault injection).
 //!
+//! Chat requests normally run on the caller's thread through the provider's
+//! [`Lane`](super::lane::Lane), which each actor incarnation links to itself
+//! ([`ProviderActor::linked`]): when the actor dies, those requests fail as if it had run
+//! them. The actor runs [`Chat`] messages sent to it the same way.
+//!
 //! A request carries its concurrency permits and its circuit-breaker permit; they are dropped
 //! when the request ends however it ends (success, error, cancel, panic), so nothing leaks.
 //! The caller holds the sending half of a `cancel` channel: when the caller's future is
@@ -157,6 +162,7 @@ pub struct ProviderActor {
     transport: Rc<dyn ProviderTransport>,
     breaker: BreakerHandle,
     metrics: Metrics,
+    _lane: Option<super::lane::LaneGuard>,
     _exit: Option<ExitNotifier>,
 }
 
@@ -164,7 +170,13 @@ impl ProviderActor {
     /// Build on the current (provider) thread.
     pub fn new(cfg: ProviderActorConfig, breaker: BreakerHandle, metrics: Metrics, exit: Option<ExitNotifier>) -> Self {
         let transport: Rc<dyn ProviderTransport> = Rc::from((cfg.transport)());
-        ProviderActor { cfg, transport, breaker, metrics, _exit: exit }
+        ProviderActor { cfg, transport, breaker, metrics, _lane: None, _exit: exit }
+    }
+
+    /// Serve `lane` while this incarnation lives (its requests fail when the actor dies).
+    pub fn linked(mut self, lane: &super::lane::Lane) -> Self {
+        self._lane = Some(lane.link());
+        self
     }
 
     /// The breaker this actor reports to.
@@ -181,8 +193,8 @@ impl Actor for ProviderActor {
     }
 }
 
-/// What an attempt loop needs, cloned out of the actor.
-struct Runner {
+/// What an attempt loop needs: cloned out of the actor, or kept per thread by a lane.
+pub(super) struct Runner {
     name: String,
     transport: Rc<dyn ProviderTransport>,
     retry: RetryPolicy,
@@ -191,6 +203,16 @@ struct Runner {
 }
 
 impl Runner {
+    pub(super) fn new(cfg: &ProviderActorConfig, transport: Rc<dyn ProviderTransport>, metrics: &Metrics) -> Runner {
+        Runner {
+            name: cfg.name.clone(),
+            transport,
+            retry: cfg.retry.clone(),
+            timeouts: cfg.timeouts,
+            metrics: metrics.clone(),
+        }
+    }
+
     fn count_error(&self, e: &ProviderError) {
         self.metrics.provider_errors.with_label_values(&[&self.name, e.class().as_str()]).inc();
     }
@@ -203,7 +225,7 @@ impl Runner {
         }
     }
 
-    async fn chat(self, msg: Chat) -> Result<ChatOutcome, ProviderError> {
+    pub(super) async fn chat(&self, msg: Chat) -> Result<ChatOutcome, ProviderError> {
         let Chat { req, events, mut cancel, permits, breaker } = msg;
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -305,13 +327,7 @@ impl Runner {
 
 impl ProviderActor {
     fn runner(&self) -> Runner {
-        Runner {
-            name: self.cfg.name.clone(),
-            transport: Rc::clone(&self.transport),
-            retry: self.cfg.retry.clone(),
-            timeouts: self.cfg.timeouts,
-            metrics: self.metrics.clone(),
-        }
+        Runner::new(&self.cfg, Rc::clone(&self.transport), &self.metrics)
     }
 }
 
@@ -319,7 +335,8 @@ impl Handler<Chat> for ProviderActor {
     type Result = ResponseFuture<Result<ChatOutcome, ProviderError>>;
 
     fn handle(&mut self, msg: Chat, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.runner().chat(msg))
+        let runner = self.runner();
+        Box::pin(async move { runner.chat(msg).await })
     }
 }
 

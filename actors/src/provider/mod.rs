@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod breaker;
+pub mod lane;
 pub mod payload;
 pub mod retry;
 pub mod router;

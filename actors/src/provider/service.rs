@@ -5,12 +5,14 @@
 //! provider's fallback chain — skipping a candidate whose provider is open-circuited or cannot
 //! grant concurrency permits within the queue wait. Permits are a global and a per-provider
 //! semaphore; the wait is bounded and recorded (result latency metrics and a histogram). The
-//! request then goes to that provider's actor with a cancel channel whose sender lives in this
-//! future: dropping the call (cancel, disconnect, timeout) aborts the provider request.
+//! request then runs on the calling thread through the provider's [`Lane`] (no hop to the
+//! actor's thread), owned by this future: dropping the call (cancel, disconnect, timeout)
+//! aborts the provider request. Files API operations go to the provider's actor.
 //! Streamed chunks are forwarded to the caller's progress sink as they arrive.
 
 use super::actor::{Chat, ChatOutcome, FileOp, FileReply, FileRequest, InflightGauge, Permits, ProviderActor};
 use super::breaker::BreakerHandle;
+use super::lane::Lane;
 use super::router::{auto_slot, counterpart, slot_model, RoutingConfig, StepInfo};
 use super::types::{ChatRequest, ChatResponse, ProviderError, StreamEvent};
 use crate::catalog::{Catalog, ModelEntry};
@@ -27,8 +29,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 pub struct ProviderEntry {
     /// Provider id.
     pub name: String,
-    /// Its actor.
+    /// Its actor (Files API operations; keeps the lane live).
     pub actor: ChildHandle<ProviderActor>,
+    /// Its lane (chat requests on the caller's thread).
+    pub lane: Lane,
     /// Its breaker.
     pub breaker: BreakerHandle,
     /// Its concurrency limit.
@@ -273,20 +277,19 @@ impl ProviderSet {
                 t.provider_wait_ms.set(t.provider_wait_ms.get() + waited.as_secs_f64() * 1000.0);
             }
             self.metrics.provider_wait_seconds.with_label_values(&[&entry.name]).observe(waited.as_secs_f64());
-            let Some(addr) = entry.actor.get() else {
-                last = Some((
-                    entry.name.clone(),
-                    ProviderError::Network(format!("provider {} is restarting", entry.name)),
-                ));
-                continue;
-            };
             let mut req = call.request.clone();
             req.model = model.name.clone();
             req.stream = req.stream || progress.is_active();
             let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
             let (tx, mut rx) = mpsc::channel::<StreamEvent>(256);
             let events = progress.is_active().then_some(tx);
-            let send = addr.send(Chat { req, events, cancel: cancel_rx, permits, breaker });
+            let Some(send) = entry.lane.chat(Chat { req, events, cancel: cancel_rx, permits, breaker }) else {
+                last = Some((
+                    entry.name.clone(),
+                    ProviderError::Network(format!("provider {} is restarting", entry.name)),
+                ));
+                continue;
+            };
             tokio::pin!(send);
             let res = loop {
                 tokio::select! {
@@ -298,12 +301,7 @@ impl ProviderSet {
                 forward(progress, ev);
             }
             drop(cancel_tx);
-            let outcome: Result<ChatOutcome, ProviderError> = match res {
-                Ok(r) => r,
-                Err(_) => {
-                    Err(ProviderError::Network(format!("provider {} actor stopped during the request", entry.name)))
-                }
-            };
+            let outcome: Result<ChatOutcome, ProviderError> = res;
             return match outcome {
                 Ok(o) => {
                     let fallback_from = (i > 0).then(|| first.name.clone());

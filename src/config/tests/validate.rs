@@ -59,6 +59,7 @@ const CASES: &[(&str, Option<&str>, Mutation)] = &[
     ("tools.max_total_file_bytes", Some("1000"), |c| c.tools.max_total_file_bytes = 1000),
     ("conversations.max_turns", Some("0"), |c| c.conversations.max_turns = 0),
     ("conversations.ttl_hours", Some("0"), |c| c.conversations.ttl_hours = 0),
+    ("conversations.write_behind", Some("\"sometimes\""), |c| c.conversations.write_behind = "sometimes".into()),
     ("retry.rate_limit_attempts", Some("0"), |c| c.retry.rate_limit_attempts = 0),
     ("retry.server_attempts", Some("11"), |c| c.retry.server_attempts = 11),
     ("retry.network_max_ms", Some("100"), |c| c.retry.network_max_ms = 100),

@@ -90,3 +90,54 @@ async fn conversation_and_dedup_survive_kill9_and_restart() {
     let list = call(&mut c, 7, "kimi_manage_files", json!({"action": "list"})).await;
     assert_eq!(ok(&list)["files"][0]["reference_count"], 3, "{list}");
 }
+
+async fn post_admin(server: &ServerProcess, path: &str) -> Value {
+    let mut resp = awc::Client::default().post(server.http_url(path)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202, "{path}");
+    resp.json().await.unwrap()
+}
+
+async fn metric(server: &ServerProcess, name: &str) -> f64 {
+    let mut resp = awc::Client::default().get(server.http_url("/metrics")).send().await.unwrap();
+    let body = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+/// Write-behind (the SQLite default): turns answered while the writer is stuck exist only in
+/// the journal; after kill -9 the restart applies them before serving, so the thread goes on.
+#[actix_rt::test]
+async fn turns_only_in_the_journal_survive_kill9() {
+    let kimi = MockProvider::start_aimock(&json!({"fixtures": []}), &[]);
+    let glm = MockProvider::start_llmock(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let opts = || options(&kimi, &glm, root.path(), data.path()).set("debug.fault_injection", "true");
+    let mut server = ServerProcess::start(opts());
+    let mut c = named_session(&server).await;
+    let paused = post_admin(&server, "/admin/debug/conversation-writer/pause").await;
+    assert_eq!(paused["conversation_writer"], "pause");
+
+    let first = call(&mut c, 1, "chat", json!({"prompt": "remember the word FIG", "model": "glm-4.5"})).await;
+    let cid = ok(&first)["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+    let answer = ok(&first)["content"].as_str().unwrap().to_string();
+    // A second thread, answered and journaled, never stored before the kill either.
+    let other = call(&mut c, 2, "chat", json!({"prompt": "a second thread", "model": "glm-4.5"})).await;
+    let other_cid = ok(&other)["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+    assert_eq!(metric(&server, "exai_conversation_journal_pending").await, 2.0, "nothing reached the store");
+
+    server.kill9();
+    drop(c);
+    let server = ServerProcess::start(options(&kimi, &glm, root.path(), data.path()));
+    assert_eq!(metric(&server, "exai_conversation_journal_replayed_total").await, 2.0);
+    assert_eq!(metric(&server, "exai_conversation_journal_pending").await, 0.0);
+    let mut c = named_session(&server).await;
+    let next = call(&mut c, 3, "chat", json!({"prompt": "which word?", "continuation_id": cid})).await;
+    assert_eq!(ok(&next)["metadata"]["model"], "glm-4.5", "the thread's record came back with its turn");
+    let last = chats(&glm).await.last().cloned().unwrap();
+    let expected = ["remember the word FIG", &answer, "which word?"];
+    assert_eq!(dialogue(&last), expected.map(String::from).to_vec(), "the journaled turn was replayed");
+    let more = call(&mut c, 4, "chat", json!({"prompt": "and here?", "continuation_id": other_cid})).await;
+    assert_eq!(ok(&more)["continuation_offer"]["remaining_turns"], 18, "{more}");
+}

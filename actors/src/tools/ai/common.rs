@@ -339,8 +339,9 @@ pub async fn converse(
         thread.record.model = Some(m.name.clone());
         thread.record.provider = Some(m.provider.clone());
         let budget = CallBudget::new(ctx);
+        let conversations = &ctx.env.conversations;
         let (res, created) =
-            futures_util::future::join(call_model(ctx, &budget, call), ctx.env.conversations.create(thread)).await;
+            futures_util::future::join(call_model(ctx, &budget, call), conversations.create(&mut *thread)).await;
         created?;
         thread.is_new = false;
         res?

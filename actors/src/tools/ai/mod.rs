@@ -24,7 +24,7 @@ pub mod workflow;
 pub mod workflow_defs;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

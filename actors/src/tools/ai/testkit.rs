@@ -305,12 +305,15 @@ impl Harness {
             let m = metrics.clone();
             let b = breaker(&metrics);
             let b2 = b.clone();
+            let lane = crate::provider::lane::Lane::new(cfg.clone(), metrics.clone());
+            let l = lane.clone();
             children.push(Box::new(Child::new(name, handle.clone(), move |exit| {
-                ProviderActor::new(cfg.clone(), b2.clone(), m.clone(), Some(exit))
+                ProviderActor::new(cfg.clone(), b2.clone(), m.clone(), Some(exit)).linked(&l)
             })));
             entries.push(ProviderEntry {
                 name: name.into(),
                 actor: handle,
+                lane,
                 breaker: b,
                 semaphore: Arc::new(tokio::sync::Semaphore::new(4)),
                 max_inflight: 4,

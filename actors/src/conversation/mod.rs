@@ -5,6 +5,14 @@
 //! Each exchange appends the user and the assistant message with idempotency keys derived
 //! from (conversation, request id, role), so a retried request stores nothing twice and a
 //! restart loses no stored turn. A thread is created only when its first exchange succeeds.
+//!
+//! Two ways to store a turn: directly through the store before the reply (`Conversations::new`),
+//! or write-behind (`Conversations::with_write_behind`): the turn goes into the
+//! [`journal`] before the reply and the [`writer`] applies it to the store behind it; a
+//! continuation waits for its thread's queued turns, and a restart replays the journal.
+
+pub mod journal;
+pub mod writer;
 
 use crate::env::now_ms;
 use crate::error::ToolError;
@@ -14,6 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
+use writer::WriteBehind;
 
 /// Limits of conversation threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +50,8 @@ pub struct Thread {
     pub history: Vec<MessageRecord>,
     /// True for a thread that starts with this call.
     pub is_new: bool,
+    /// True once the thread's record is stored (or journaled with a turn).
+    pub stored: bool,
 }
 
 impl Thread {
@@ -59,6 +70,7 @@ impl Thread {
 pub struct Conversations {
     store: Arc<dyn Store>,
     settings: ConversationSettings,
+    write_behind: Option<Arc<WriteBehind>>,
 }
 
 fn bad(message: impl Into<String>) -> ToolError {
@@ -82,7 +94,21 @@ fn key(conversation: &str, request_id: &str, role: &str) -> String {
 impl Conversations {
     /// A service over `store`.
     pub fn new(store: Arc<dyn Store>, settings: ConversationSettings) -> Conversations {
-        Conversations { store, settings }
+        Conversations { store, settings, write_behind: None }
+    }
+
+    /// A service storing turns write-behind through `wb` (see the module doc).
+    pub fn with_write_behind(
+        store: Arc<dyn Store>,
+        settings: ConversationSettings,
+        wb: Arc<WriteBehind>,
+    ) -> Conversations {
+        Conversations { store, settings, write_behind: Some(wb) }
+    }
+
+    /// The write-behind service, when turns are stored that way.
+    pub fn write_behind(&self) -> Option<&Arc<WriteBehind>> {
+        self.write_behind.as_ref()
     }
 
     /// The limits.
@@ -112,8 +138,12 @@ impl Conversations {
                 },
                 history: Vec::new(),
                 is_new: true,
+                stored: false,
             });
         };
+        if let Some(wb) = &self.write_behind {
+            wb.settled(cid).await;
+        }
         let rec = self
             .store
             .get_conversation(cid)
@@ -133,12 +163,18 @@ impl Conversations {
             )));
         }
         let history = self.store.list_messages(&rec.id, self.settings.max_turns * 2 + 2).await.map_err(unavailable)?;
-        Ok(Thread { record: rec, history, is_new: false })
+        Ok(Thread { record: rec, history, is_new: false, stored: true })
     }
 
     /// Store a new thread's record now (idempotent), e.g. while the provider is working.
-    pub async fn create(&self, thread: &Thread) -> Result<(), ToolError> {
-        self.store.ensure_conversation(&thread.record).await.map_err(unavailable)
+    /// Write-behind stores it with the thread's first turn instead, so this does nothing then.
+    pub async fn create(&self, thread: &mut Thread) -> Result<(), ToolError> {
+        if self.write_behind.is_some() || thread.stored {
+            return Ok(());
+        }
+        self.store.ensure_conversation(&thread.record).await.map_err(unavailable)?;
+        thread.stored = true;
+        Ok(())
     }
 
     /// Store one exchange. Creates the thread (locking its model) on its first exchange.
@@ -172,10 +208,12 @@ impl Conversations {
         assistant: (&str, Value),
         model: Option<&str>,
     ) -> Result<(), ToolError> {
-        if thread.is_new {
+        let first = !thread.stored;
+        if first && self.write_behind.is_none() {
             self.store.ensure_conversation(&thread.record).await.map_err(unavailable)?;
-            thread.is_new = false;
         }
+        thread.is_new = false;
+        thread.stored = true;
         let now = now_ms();
         let conv = thread.record.id.clone();
         let msgs: Vec<NewMessage> = [(MessageRole::User, user), (MessageRole::Assistant, assistant)]
@@ -190,6 +228,33 @@ impl Conversations {
                 created_at_ms: now,
             })
             .collect();
+        if let Some(wb) = &self.write_behind {
+            let next = thread.history.last().map_or(0, |h| h.seq);
+            let stored: Vec<MessageRecord> = msgs
+                .iter()
+                .enumerate()
+                .map(|(i, m)| MessageRecord {
+                    id: 0,
+                    conversation_id: m.conversation_id.clone(),
+                    seq: next + 1 + i as i64,
+                    role: m.role,
+                    content: m.content.clone(),
+                    model: m.model.clone(),
+                    metadata: m.metadata.clone(),
+                    idempotency_key: m.idempotency_key.clone(),
+                    created_at_ms: m.created_at_ms,
+                })
+                .collect();
+            let rec = journal::TurnRecord {
+                continuation_id: thread.record.continuation_id.clone(),
+                conversation: first.then(|| thread.record.clone()),
+                messages: msgs,
+            };
+            wb.submit(rec).await.map_err(unavailable)?;
+            thread.record.turn_count += stored.len() as i64;
+            thread.history.extend(stored);
+            return Ok(());
+        }
         for rec in self.store.append_messages(&msgs).await.map_err(unavailable)? {
             if !thread.history.iter().any(|h| h.id == rec.id) {
                 thread.history.push(rec);
