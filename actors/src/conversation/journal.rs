@@ -45,6 +45,9 @@ pub enum JournalError {
     /// A record could not be encoded.
     #[error("conversation journal record: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Another running server holds this journal (the same data directory).
+    #[error("conversation journal {0} is in use by another exai server (each server needs its own storage.data_dir)")]
+    Locked(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -74,6 +77,7 @@ struct State {
 /// The journal of one server's data directory.
 pub struct Journal {
     dir: PathBuf,
+    _lock: File,
     state: Mutex<State>,
     rotate_bytes: u64,
     truncate_bytes: u64,
@@ -146,6 +150,15 @@ impl Journal {
     /// start a fresh live segment after them.
     pub fn open(dir: &Path, rotate_bytes: u64, truncate_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        // One server per journal: a second one would replay and delete the first one's segments.
+        let lock_path = dir.join("journal.lock");
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Locked(dir.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
         let mut found: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
             let path = entry.map_err(io_err(dir))?.path();
@@ -171,6 +184,7 @@ impl Journal {
         let live = Live { id, path, file, bytes: 0, written: 0, applied: 0 };
         let journal = Journal {
             dir: dir.to_path_buf(),
+            _lock: lock,
             state: Mutex::new(State { live, sealed: BTreeMap::new() }),
             rotate_bytes: rotate_bytes.max(1),
             truncate_bytes,

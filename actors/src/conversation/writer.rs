@@ -8,7 +8,8 @@
 //! Backpressure: at most `capacity` records wait; a caller beyond that waits for room.
 //!
 //! `ConversationWriter` (a supervised child of the coordinator):
-//! - states: `Idle` (queue empty, waiting to be woken), `Applying` (up to 128 queued records
+//! - states: `Idle` (queue empty, waiting to be woken), `Gathering` (woken: collecting turns
+//!   for [`GROUP_COMMIT`], cut short by a waiting continuation), `Applying` (up to 128 queued records
 //!   going to the store in one transaction), `Isolating` (a batch failed: records go one at a
 //!   time until one succeeds), `Backoff` (the store failed; retrying after 0.1–5 s). A record
 //!   the store rejects permanently (constraint, missing row) three times is dropped with an
@@ -57,6 +58,12 @@ struct Queue {
 /// Most records applied in one store transaction.
 const BATCH: usize = 128;
 
+/// Group commit: once woken from idle, the writer gathers turns this long before applying
+/// them, so a trickle of turns costs one transaction (one set of WAL pages) per window instead
+/// of one per turn. Nobody waits for it: the replies are already sent, and a continuation of a
+/// thread with queued turns cuts the window short.
+const GROUP_COMMIT: Duration = Duration::from_millis(5);
+
 /// The records being applied; put back first in the queue, in order, if the apply is
 /// abandoned (the writer crashed or was stopped mid-write), so pending counts stay true.
 struct InFlight<'a> {
@@ -78,6 +85,7 @@ pub struct WriteBehind {
     store: Arc<dyn Store>,
     queue: Mutex<Queue>,
     wake: Notify,
+    urgent: Notify,
     applied: Notify,
     applier: tokio::sync::Mutex<()>,
     capacity: usize,
@@ -144,6 +152,7 @@ impl WriteBehind {
             store,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            urgent: Notify::new(),
             applied: Notify::new(),
             applier: tokio::sync::Mutex::new(()),
             capacity: capacity.max(1),
@@ -216,6 +225,7 @@ impl WriteBehind {
             if !self.queue().pending.contains_key(continuation_id) {
                 return;
             }
+            self.urgent.notify_one();
             next.await;
         }
     }
@@ -334,7 +344,15 @@ impl WriteBehind {
                 continue;
             }
             match self.step().await {
-                Step::Empty => woken.await,
+                Step::Empty => {
+                    woken.await;
+                    if self.pending() < BATCH {
+                        tokio::select! {
+                            _ = tokio::time::sleep(GROUP_COMMIT) => {}
+                            _ = self.urgent.notified() => {}
+                        }
+                    }
+                }
                 Step::Applied => backoff = Duration::from_millis(100),
                 Step::Split => {}
                 Step::Failed(e) => {

@@ -102,7 +102,7 @@ fn a_full_segment_rotates_while_behind_and_is_deleted_when_applied() {
     assert_eq!(a, b, "one frame does not reach rotate_bytes");
     let c = append(&j, &rec("r", 3));
     assert_eq!(c, a + 1, "past rotate_bytes with unapplied records: a new segment");
-    let count = || std::fs::read_dir(&d).unwrap().count();
+    let count = || std::fs::read_dir(&d).unwrap().filter(|e| segment_id(&e.as_ref().unwrap().path()).is_some()).count();
     assert_eq!(count(), 2);
     j.applied(a).unwrap();
     assert_eq!(count(), 2);
@@ -111,5 +111,18 @@ fn a_full_segment_rotates_while_behind_and_is_deleted_when_applied() {
     drop(j);
     let (_, r) = Journal::open(&d, size + 1, 1 << 30).unwrap();
     assert_eq!(r.records, vec![rec("r", 3)], "only the unapplied record is replayed");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_second_server_cannot_open_a_journal_in_use() {
+    let d = dir("lock");
+    let (j, _) = Journal::open(&d, 1 << 20, 1 << 20).unwrap();
+    match Journal::open(&d, 1 << 20, 1 << 20) {
+        Err(JournalError::Locked(_)) => {}
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(j);
+    assert!(Journal::open(&d, 1 << 20, 1 << 20).is_ok(), "free again once the first is gone");
     let _ = std::fs::remove_dir_all(&d);
 }

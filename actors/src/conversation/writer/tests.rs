@@ -46,12 +46,11 @@ async fn a_restart_replays_turns_the_writer_never_applied() {
     let cid = {
         let wb = WriteBehind::open(&d, store.clone(), 16, Metrics::new().unwrap()).await.unwrap();
         wb.set_paused(true);
-        let writer = ConversationWriter::new(Arc::clone(&wb), None).start();
         let c = Conversations::with_write_behind(store.clone(), ConversationSettings::default(), Arc::clone(&wb));
         let cid = exchange(&c, None, 1).await;
         assert_eq!(wb.pending(), 1);
         // A paused (stuck) writer applies nothing, not even at drain: the turn stays journaled.
-        writer.send(Drain).await.unwrap();
+        assert_eq!(wb.drain().await, 1);
         assert!(store.get_conversation(&cid).await.unwrap().is_none());
         cid
     };
