@@ -103,8 +103,13 @@ fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("conversations-{id:020}.journal"))
 }
 
+/// Segments hold prompts and answers: readable by the server's user only.
 fn open_append(path: &Path) -> Result<File, JournalError> {
-    OpenOptions::new().create(true).append(true).open(path).map_err(io_err(path))
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map_err(io_err(path))
 }
 
 /// Encode one record as a frame.

@@ -56,6 +56,13 @@ fn open_returns_what_a_dead_process_left_and_retire_removes_it() {
         assert!(r.records.is_empty() && r.files.is_empty());
         append(&j, &rec("x", 1));
         append(&j, &rec("x", 2));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let seg = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).find(|p| segment_id(p).is_some());
+            let mode = std::fs::metadata(seg.unwrap()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "segments are private to the server's user");
+        }
         // Dropped without applying: the "process" dies here.
     }
     let (j, r) = Journal::open(&d, 1 << 20, 1 << 20).unwrap();
