@@ -25,6 +25,10 @@ pub fn start() -> Result<u16, BenchError> {
                 )
             })
             .workers(1)
+            // Benches leave a client's connection idle for seconds between phases; with
+            // actix's default 5 s keep-alive the mock could close it just as the client reuses
+            // it (a spurious failed direct call).
+            .keep_alive(std::time::Duration::from_secs(600))
             .disable_signals()
             .bind(("127.0.0.1", 0));
             match srv {
