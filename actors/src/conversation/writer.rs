@@ -62,7 +62,7 @@ const BATCH: usize = 128;
 /// them, so a trickle of turns costs one transaction (one set of WAL pages) per window instead
 /// of one per turn. Nobody waits for it: the replies are already sent, and a continuation of a
 /// thread with queued turns cuts the window short.
-const GROUP_COMMIT: Duration = Duration::from_millis(5);
+const GROUP_COMMIT: Duration = Duration::from_millis(50);
 
 /// The records being applied; put back first in the queue, in order, if the apply is
 /// abandoned (the writer crashed or was stopped mid-write), so pending counts stay true.
