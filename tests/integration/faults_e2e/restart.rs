@@ -141,3 +141,49 @@ async fn turns_only_in_the_journal_survive_kill9() {
     let more = call(&mut c, 4, "chat", json!({"prompt": "and here?", "continuation_id": other_cid})).await;
     assert_eq!(ok(&more)["continuation_offer"]["remaining_turns"], 18, "{more}");
 }
+
+/// The conversation writer is a supervised child: crashed while a turn waits, it is recreated,
+/// and the turn (its queue outlives the actor) still reaches the store.
+#[actix_rt::test]
+async fn a_crashed_conversation_writer_is_recreated_and_loses_nothing() {
+    let kimi = MockProvider::start_aimock(&json!({"fixtures": []}), &[]);
+    let glm = MockProvider::start_llmock(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server =
+        ServerProcess::start(options(&kimi, &glm, root.path(), data.path()).set("debug.fault_injection", "true"));
+    let mut c = named_session(&server).await;
+    post_admin(&server, "/admin/debug/conversation-writer/pause").await;
+    let first = call(&mut c, 1, "chat", json!({"prompt": "remember the word KIWI", "model": "glm-4.5"})).await;
+    let cid = ok(&first)["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+    let answer = ok(&first)["content"].as_str().unwrap().to_string();
+    assert_eq!(metric(&server, "exai_conversation_journal_pending").await, 1.0);
+
+    post_admin(&server, "/admin/debug/crash/conversation-writer").await;
+    let mut restarted = 0.0;
+    for _ in 0..50 {
+        restarted = metric(&server, "exai_actor_restarts_total{actor=\"conversation-writer\"}").await;
+        if restarted >= 1.0 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(restarted, 1.0, "the coordinator recreated the writer");
+    post_admin(&server, "/admin/debug/conversation-writer/resume").await;
+
+    let next = call(&mut c, 2, "chat", json!({"prompt": "which word?", "continuation_id": cid})).await;
+    ok(&next);
+    let last = chats(&glm).await.last().cloned().unwrap();
+    let expected = ["remember the word KIWI", &answer, "which word?"];
+    assert_eq!(dialogue(&last), expected.map(String::from).to_vec(), "the queued turn survived the crash");
+    // The second turn is itself queued for a moment (group commit), then applied.
+    let mut pending = 1.0;
+    for _ in 0..50 {
+        pending = metric(&server, "exai_conversation_journal_pending").await;
+        if pending == 0.0 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending, 0.0);
+}
