@@ -131,15 +131,23 @@ impl WriteBehind {
             tracing::warn!(journal = %path.display(), "conversation journal ends in a torn record (the process died while writing it; that turn was never answered)");
         }
         let mut replayed = 0u64;
-        for rec in &recovered.records {
-            match apply(store.as_ref(), rec).await {
-                Ok(()) => replayed += 1,
-                Err(e) if permanent(&e) => {
-                    metrics.conversation_writes.with_label_values(&["dropped"]).inc();
-                    tracing::error!(continuation_id = %rec.continuation_id, error = %e,
-                                    "journaled conversation turn refused by the store; dropped");
+        for chunk in recovered.records.chunks(BATCH) {
+            let refs: Vec<&TurnRecord> = chunk.iter().collect();
+            if store.apply_turns(&refs).await.is_ok() {
+                replayed += chunk.len() as u64;
+                continue;
+            }
+            // Something in this batch failed: one by one, to find and drop only a bad record.
+            for rec in chunk {
+                match apply(store.as_ref(), rec).await {
+                    Ok(()) => replayed += 1,
+                    Err(e) if permanent(&e) => {
+                        metrics.conversation_writes.with_label_values(&["dropped"]).inc();
+                        tracing::error!(continuation_id = %rec.continuation_id, error = %e,
+                                        "journaled conversation turn refused by the store; dropped");
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         journal.retire(&recovered.files)?;
