@@ -247,6 +247,23 @@ pub struct MessageRecord {
     pub created_at_ms: i64,
 }
 
+impl NewMessage {
+    /// The stored form of this message with the row id and position a store gave it.
+    pub fn stored(&self, id: i64, seq: i64) -> MessageRecord {
+        MessageRecord {
+            id,
+            conversation_id: self.conversation_id.clone(),
+            seq,
+            role: self.role,
+            content: self.content.clone(),
+            model: self.model.clone(),
+            metadata: self.metadata.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
 /// One conversation turn to store: the thread's record on its first turn, then the messages
 /// (one conversation, idempotency keys set). The unit of conversation write-behind.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

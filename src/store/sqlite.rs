@@ -38,10 +38,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, continuation_id, session_id, tool, model, \
-     provider, turn_count, created_at, updated_at, expires_at, metadata) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
 const TOOL_CALL_COLUMNS: &str = "SELECT id, started_at, session_id, request_id, tool, protocol, \
      outcome, error_code, total_ms, global_wait_ms, provider_wait_ms, processing_ms, provider, \
      model, args_bytes FROM tool_calls WHERE 1 = 1";
@@ -315,7 +311,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_conversation(&self, c: &ConversationRecord) -> Result<(), StoreError> {
-        insert_conversation(c).execute(&mut *self.writer().await?).await.map(|_| ()).map_err(map_sqlx)
+        let mut conn = self.writer().await?;
+        insert_conversations(&[c]).build().execute(&mut *conn).await.map(|_| ()).map_err(map_sqlx)
     }
 
     async fn apply_turns(&self, turns: &[&TurnRecord]) -> Result<(), StoreError> {
@@ -326,23 +323,7 @@ impl Store for SqliteStore {
         let mut conn = self.writer().await?;
         let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
         for chunk in convs.chunks(256) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO conversations (id, continuation_id, session_id, tool, model, provider, \
-                 turn_count, created_at, updated_at, expires_at, metadata) ",
-            );
-            qb.push_values(chunk, |mut b, c| {
-                b.push_bind(&c.id)
-                    .push_bind(&c.continuation_id)
-                    .push_bind(&c.session_id)
-                    .push_bind(&c.tool)
-                    .push_bind(&c.model)
-                    .push_bind(&c.provider)
-                    .push_bind(c.turn_count)
-                    .push_bind(c.created_at_ms)
-                    .push_bind(c.updated_at_ms)
-                    .push_bind(c.expires_at_ms)
-                    .push_bind(c.metadata.to_string());
-            });
+            let mut qb = insert_conversations(chunk);
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build().execute(&mut *tx).await.map_err(map_sqlx)?;
         }
@@ -497,18 +478,24 @@ fn append_many_query<'a>(msgs: &[&'a NewMessage]) -> QueryBuilder<'a, Sqlite> {
     qb
 }
 
-/// `INSERT INTO conversations` for `c`.
-fn insert_conversation(c: &ConversationRecord) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    sqlx::query(INSERT_CONVERSATION)
-        .bind(&c.id)
-        .bind(&c.continuation_id)
-        .bind(&c.session_id)
-        .bind(&c.tool)
-        .bind(&c.model)
-        .bind(&c.provider)
-        .bind(c.turn_count)
-        .bind(c.created_at_ms)
-        .bind(c.updated_at_ms)
-        .bind(c.expires_at_ms)
-        .bind(c.metadata.to_string())
+/// `INSERT INTO conversations` of these rows (a clause may follow).
+fn insert_conversations<'a>(rows: &[&'a ConversationRecord]) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO conversations (id, continuation_id, session_id, tool, model, provider, \
+         turn_count, created_at, updated_at, expires_at, metadata) ",
+    );
+    qb.push_values(rows, |mut b, c| {
+        b.push_bind(&c.id)
+            .push_bind(&c.continuation_id)
+            .push_bind(&c.session_id)
+            .push_bind(&c.tool)
+            .push_bind(&c.model)
+            .push_bind(&c.provider)
+            .push_bind(c.turn_count)
+            .push_bind(c.created_at_ms)
+            .push_bind(c.updated_at_ms)
+            .push_bind(c.expires_at_ms)
+            .push_bind(c.metadata.to_string());
+    });
+    qb
 }

@@ -230,21 +230,9 @@ impl Conversations {
             .collect();
         if let Some(wb) = &self.write_behind {
             let next = thread.history.last().map_or(0, |h| h.seq);
-            let stored: Vec<MessageRecord> = msgs
-                .iter()
-                .enumerate()
-                .map(|(i, m)| MessageRecord {
-                    id: 0,
-                    conversation_id: m.conversation_id.clone(),
-                    seq: next + 1 + i as i64,
-                    role: m.role,
-                    content: m.content.clone(),
-                    model: m.model.clone(),
-                    metadata: m.metadata.clone(),
-                    idempotency_key: m.idempotency_key.clone(),
-                    created_at_ms: m.created_at_ms,
-                })
-                .collect();
+            // Not stored yet: row id 0, the positions the store will give them.
+            let stored: Vec<MessageRecord> =
+                msgs.iter().enumerate().map(|(i, m)| m.stored(0, next + 1 + i as i64)).collect();
             let rec = journal::TurnRecord {
                 continuation_id: thread.record.continuation_id.clone(),
                 conversation: first.then(|| thread.record.clone()),

@@ -140,6 +140,12 @@ async fn sigterm_under_load_with_a_tiny_outbox_still_answers_every_call() {
     sigterm_under_load(ServerOptions::new().set("limits.outbox_capacity", "2")).await;
 }
 
+async fn inflight(server: &ServerProcess) -> f64 {
+    let Ok(mut resp) = awc::Client::default().get(server.http_url("/metrics")).send().await else { return 0.0 };
+    let body = resp.body().await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    body.lines().find_map(|l| l.strip_prefix("exai_inflight_calls ").and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
 async fn sigterm_under_load(options: ServerOptions) {
     let mut server = ServerProcess::start(
         options
@@ -164,6 +170,13 @@ async fn sigterm_under_load(options: ServerOptions) {
             c.send_sleep(&id, 200 + ((i * 97 + k * 31) % 601) as u64).await;
             expected.push(id);
         }
+    }
+    // Signal only once the server has admitted some of the first wave (beyond the long
+    // calls): on a loaded machine it may not have read those frames yet.
+    let long_calls = (2 * CONNS_PER_PROTOCOL) as f64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inflight(&server).await <= long_calls && Instant::now() < deadline {
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
     }
     server.sigterm();
     for i in 0..SECOND_WAVE {

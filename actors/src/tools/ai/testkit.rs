@@ -133,17 +133,8 @@ impl Store for MemStore {
             .ok_or_else(|| StoreError::NotFound(m.conversation_id.clone()))?;
         conv.turn_count += 1;
         conv.updated_at_ms = m.created_at_ms;
-        let rec = MessageRecord {
-            id: msgs.len() as i64 + 1,
-            conversation_id: m.conversation_id.clone(),
-            seq: msgs.iter().filter(|r| r.conversation_id == m.conversation_id).count() as i64 + 1,
-            role: m.role,
-            content: m.content.clone(),
-            model: m.model.clone(),
-            metadata: m.metadata.clone(),
-            idempotency_key: m.idempotency_key.clone(),
-            created_at_ms: m.created_at_ms,
-        };
+        let seq = msgs.iter().filter(|r| r.conversation_id == m.conversation_id).count() as i64 + 1;
+        let rec = m.stored(msgs.len() as i64 + 1, seq);
         msgs.push(rec.clone());
         Ok(rec)
     }

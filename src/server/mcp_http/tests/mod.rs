@@ -134,17 +134,7 @@ impl Store for MemStore {
             return Ok(r.clone());
         }
         let seq = all.iter().filter(|r| r.conversation_id == m.conversation_id).count() as i64 + 1;
-        let rec = MessageRecord {
-            id: all.len() as i64 + 1,
-            conversation_id: m.conversation_id.clone(),
-            seq,
-            role: m.role,
-            content: m.content.clone(),
-            model: m.model.clone(),
-            metadata: m.metadata.clone(),
-            idempotency_key: m.idempotency_key.clone(),
-            created_at_ms: m.created_at_ms,
-        };
+        let rec = m.stored(all.len() as i64 + 1, seq);
         all.push(rec.clone());
         Ok(rec)
     }
