@@ -62,6 +62,8 @@ pub struct Metrics {
     pub conversation_writes: IntCounterVec,
     /// Turns applied from the journal at start-up.
     pub conversation_journal_replayed: IntCounter,
+    /// Time to append one turn to the journal (on the reply path).
+    pub conversation_journal_append_seconds: Histogram,
     /// Supervised actor restarts by actor.
     pub actor_restarts: IntCounterVec,
     /// Messages refused by a full mailbox, by actor.
@@ -352,6 +354,13 @@ impl Metrics {
             conversation_journal_replayed: reg(
                 &r,
                 IntCounter::new("conversation_journal_replayed_total", "Conversation turns replayed from the journal")?,
+            )?,
+            conversation_journal_append_seconds: reg(
+                &r,
+                Histogram::with_opts(hist(
+                    "conversation_journal_append_seconds",
+                    "Appending one conversation turn to the journal (on the reply path)",
+                ))?,
             )?,
             actor_restarts: reg(
                 &r,

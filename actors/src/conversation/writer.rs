@@ -201,6 +201,7 @@ impl WriteBehind {
         };
         let cid = rec.continuation_id.clone();
         let mut rec = Some(rec);
+        let timer = self.metrics.conversation_journal_append_seconds.start_timer();
         let pushed = self.journal.append_then(&bytes, |segment| {
             let mut q = self.queue();
             *q.pending.entry(cid.clone()).or_insert(0) += 1;
@@ -209,6 +210,7 @@ impl WriteBehind {
             }
             self.metrics.conversation_journal_pending.set(q.entries.len() as i64);
         });
+        timer.observe_duration();
         match pushed {
             Ok(()) => {
                 self.wake.notify_one();
