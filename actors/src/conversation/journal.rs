@@ -209,11 +209,6 @@ impl Journal {
         Ok(())
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves counters, not files, half-updated: go on.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

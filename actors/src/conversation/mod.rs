@@ -106,11 +106,6 @@ impl Conversations {
         Conversations { store, settings, write_behind: Some(wb) }
     }
 
-    /// The write-behind service, when turns are stored that way.
-    pub fn write_behind(&self) -> Option<&Arc<WriteBehind>> {
-        self.write_behind.as_ref()
-    }
-
     /// The limits.
     pub fn settings(&self) -> ConversationSettings {
         self.settings

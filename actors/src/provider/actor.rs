@@ -5,14 +5,13 @@
 //! panic, after which the coordinator recreates it (requests in flight at that moment fail
 //! with a `Network` error to their callers and give their permits back).
 //!
-//! Messages: [`Chat`] (one chat completion with retries; answers `Result<ChatOutcome,
-//! ProviderError>`), [`FileOp`] (Files API / web search, no retries beyond the policy),
-//! [`Drain`] (no-op: requests are owned by their callers), [`Crash`] (fault injection).
+//! Messages: [`FileOp`] (Files API / web search, no retries beyond the policy), [`Drain`]
+//! (no-op: requests are owned by their callers), [`Crash`] (fault injection).
 //!
-//! Chat requests normally run on the caller's thread through the provider's
-//! [`Lane`](super::lane::Lane), which each actor incarnation links to itself
-//! ([`ProviderActor::linked`]): when the actor dies, those requests fail as if it had run
-//! them. The actor runs [`Chat`] messages sent to it the same way.
+//! A [`Chat`] (one chat completion with retries) does not come here: it runs on the caller's
+//! thread through the provider's [`Lane`](super::lane::Lane), with the same [`Runner`] code,
+//! and each actor incarnation links its liveness into the lane ([`ProviderActor::linked`]):
+//! when the actor dies, those requests fail as if it had run them.
 //!
 //! A request carries its concurrency permits and its circuit-breaker permit; they are dropped
 //! when the request ends however it ends (success, error, cancel, panic), so nothing leaks.
@@ -63,9 +62,7 @@ impl Drop for InflightGauge {
     }
 }
 
-/// One chat completion.
-#[derive(Message)]
-#[rtype(result = "Result<ChatOutcome, ProviderError>")]
+/// One chat completion (run by a [`Lane`](super::lane::Lane)).
 pub struct Chat {
     /// The routed request.
     pub req: ChatRequest,
@@ -328,15 +325,6 @@ impl Runner {
 impl ProviderActor {
     fn runner(&self) -> Runner {
         Runner::new(&self.cfg, Rc::clone(&self.transport), &self.metrics)
-    }
-}
-
-impl Handler<Chat> for ProviderActor {
-    type Result = ResponseFuture<Result<ChatOutcome, ProviderError>>;
-
-    fn handle(&mut self, msg: Chat, _: &mut Context<Self>) -> Self::Result {
-        let runner = self.runner();
-        Box::pin(async move { runner.chat(msg).await })
     }
 }
 

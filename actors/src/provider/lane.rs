@@ -61,11 +61,6 @@ impl Lane {
         rx.has_changed().is_ok().then_some(rx)
     }
 
-    /// Whether a live actor is linked.
-    pub fn is_live(&self) -> bool {
-        self.alive().is_some()
-    }
-
     fn runner(&self) -> Rc<Runner> {
         RUNNERS.with(|r| {
             Rc::clone(
