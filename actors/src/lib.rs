@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod env;
 pub mod error;
 pub mod files;
+pub mod idle_poll;
 pub mod limits;
 pub mod metrics;
 pub mod ports;

@@ -19,6 +19,9 @@ pub struct CoreSettings {
     pub max_connections: usize,
     /// Connections allowed at once from one IP address.
     pub max_connections_per_ip: usize,
+    /// Idle polling window after traffic on a worker thread, microseconds (0 = off); see
+    /// [`crate::idle_poll`].
+    pub idle_poll_us: u64,
     /// Tool calls in flight at once across the whole server.
     pub global_max_inflight: usize,
     /// Tool calls in flight at once on one session.
@@ -72,6 +75,13 @@ pub struct CoreSettings {
     pub auth_token: Option<String>,
 }
 
+impl CoreSettings {
+    /// The idle-polling window.
+    pub fn idle_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.idle_poll_us)
+    }
+}
+
 impl Default for CoreSettings {
     fn default() -> Self {
         CoreSettings {
@@ -80,6 +90,7 @@ impl Default for CoreSettings {
             max_message_bytes: 32 * 1024 * 1024,
             max_connections: 1000,
             max_connections_per_ip: 64,
+            idle_poll_us: 200,
             global_max_inflight: 512,
             session_max_inflight: 8,
             retry_after_secs: 1,

@@ -115,6 +115,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("server.max_connections", Kind::U64),
     k("server.max_connections_per_ip", Kind::U64),
     k("server.workers", Kind::U64),
+    k("server.idle_poll_us", Kind::U64),
     k("limits.global_max_inflight", Kind::U64),
     k("limits.session_max_inflight", Kind::U64),
     k("limits.retry_after_secs", Kind::U64),

@@ -81,6 +81,7 @@ impl Config {
             max_message_bytes: self.server.max_message_bytes,
             max_connections: self.server.max_connections,
             max_connections_per_ip: self.server.max_connections_per_ip,
+            idle_poll_us: self.server.idle_poll_us,
             global_max_inflight: self.limits.global_max_inflight,
             session_max_inflight: self.limits.session_max_inflight,
             retry_after_secs: self.limits.retry_after_secs,

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// HTTP worker threads (0 = number of CPU cores).
     pub workers: usize,
+    /// Idle polling: a worker keeps polling its sockets this many microseconds after it
+    /// handled traffic before it parks (0 = off).
+    pub idle_poll_us: u64,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +105,7 @@ impl Default for ServerConfig {
             max_connections: 1000,
             max_connections_per_ip: 64,
             workers: 0,
+            idle_poll_us: 200,
         }
     }
 }

@@ -18,6 +18,8 @@ pub const MAX_MESSAGE_BYTES: u64 = 1024 * 1024 * 1024;
 pub const MIN_TOKEN_CHARS: usize = 16;
 /// Most HTTP worker threads.
 pub const MAX_WORKERS: u64 = 1024;
+/// Longest idle-polling window, microseconds (10 ms: beyond that it is a busy loop).
+pub const MAX_IDLE_POLL_US: u64 = 10_000;
 /// Database URL prefixes accepted.
 pub const DATABASE_SCHEMES: &[&str] = &["sqlite:", "postgres://", "postgresql://"];
 /// Longest `limits.provider_queue_wait_ms` (10 minutes).
@@ -129,6 +131,7 @@ impl Checker<'_> {
                 format!("an integer 1..={} (at most server.max_connections)", s.max_connections),
             ));
         }
+        self.range("server.idle_poll_us", s.idle_poll_us, 0, MAX_IDLE_POLL_US)?;
         self.range("server.workers", s.workers as u64, 0, MAX_WORKERS)
     }
 

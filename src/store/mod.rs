@@ -13,6 +13,7 @@ mod files;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod sqlite_turns;
 mod url;
 
 use std::sync::Arc;

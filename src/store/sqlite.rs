@@ -38,6 +38,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Page cache of the writer connection (negative: KiB; SQLite's default is 2 MiB). Every
+/// turn inserts into several indexes keyed by random ids, so the pages a batch touches are
+/// spread over the whole index: with the default cache most of them are read back from the
+/// OS with `pread` on every batch. The cache fills only as pages are used.
+const WRITER_CACHE_KIB: &str = "-65536";
+
 const TOOL_CALL_COLUMNS: &str = "SELECT id, started_at, session_id, request_id, tool, protocol, \
      outcome, error_code, total_ms, global_wait_ms, provider_wait_ms, processing_ms, provider, \
      model, args_bytes FROM tool_calls WHERE 1 = 1";
@@ -108,7 +114,12 @@ impl SqliteStore {
             store.run_migrations().await?;
         }
         if !memory {
-            let conn = connect_opts.connect().await.map_err(|e| connect_failed(&redact_url(url), e))?;
+            let conn = connect_opts
+                .clone()
+                .pragma("cache_size", WRITER_CACHE_KIB)
+                .connect()
+                .await
+                .map_err(|e| connect_failed(&redact_url(url), e))?;
             store.writer = Some(Arc::new(tokio::sync::Mutex::new(Some(conn))));
         }
         Ok(store)
@@ -155,6 +166,9 @@ fn connect_options(url: &str, opts: &StoreOptions) -> Result<SqliteConnectOption
         // `maintain()` checkpoints every few seconds; the automatic checkpoint (which runs
         // inside whichever commit crosses the threshold, fsync included) is only a backstop.
         .pragma("wal_autocheckpoint", "10000")
+        // Statement journals (a multi-row insert with a conflict clause inside a transaction
+        // keeps one) in memory, not in a temporary file created and unlinked per statement.
+        .pragma("temp_store", "memory")
         .foreign_keys(true)
         .busy_timeout(Duration::from_millis(opts.busy_timeout_ms)))
 }
@@ -316,20 +330,9 @@ impl Store for SqliteStore {
     }
 
     async fn apply_turns(&self, turns: &[&TurnRecord]) -> Result<(), StoreError> {
-        // Four round trips for the whole batch: BEGIN, the new threads in one statement, every
-        // message in one statement (chunked far below SQLite's bind limit), COMMIT.
-        let convs: Vec<&ConversationRecord> = turns.iter().filter_map(|t| t.conversation.as_ref()).collect();
-        let msgs: Vec<&NewMessage> = turns.iter().flat_map(|t| t.messages.iter()).collect();
         let mut conn = self.writer().await?;
         let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
-        for chunk in convs.chunks(256) {
-            let mut qb = insert_conversations(chunk);
-            qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(&mut *tx).await.map_err(map_sqlx)?;
-        }
-        for chunk in msgs.chunks(512) {
-            append_many_query(chunk).build().execute(&mut *tx).await.map_err(map_sqlx)?;
-        }
+        super::sqlite_turns::apply(&mut tx, turns).await?;
         tx.commit().await.map_err(map_sqlx)
     }
 
@@ -448,38 +451,8 @@ fn append_query<'a>(conv: &'a str, msgs: &'a [NewMessage]) -> QueryBuilder<'a, S
     qb
 }
 
-/// One statement appending messages of any conversations, in order. Every row's `seq` is the
-/// conversation's stored maximum (read before the statement inserts anything) plus the row's
-/// position among this statement's rows of that conversation, so seqs keep increasing (a
-/// repeated idempotency key inserts nothing and leaves a gap). A row whose conversation does
-/// not exist inserts nothing.
-fn append_many_query<'a>(msgs: &[&'a NewMessage]) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO messages (conversation_id, seq, role, content, model, metadata, idempotency_key, \
-         created_at) ",
-    );
-    let mut position: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (i, m) in msgs.iter().enumerate() {
-        let k = position.entry(m.conversation_id.as_str()).or_insert(0);
-        *k += 1;
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        qb.push("SELECT ").push_bind(&m.conversation_id);
-        qb.push(", (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ");
-        // The offset is a number this code generates, not input.
-        qb.push_bind(&m.conversation_id).push(format!(") + {k}, "));
-        qb.push_bind(m.role.as_str()).push(", ").push_bind(&m.content).push(", ").push_bind(&m.model);
-        qb.push(", ").push_bind(m.metadata.to_string()).push(", ").push_bind(&m.idempotency_key);
-        qb.push(", ").push_bind(m.created_at_ms);
-        qb.push(" WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ").push_bind(&m.conversation_id).push(")");
-    }
-    qb.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-    qb
-}
-
 /// `INSERT INTO conversations` of these rows (a clause may follow).
-fn insert_conversations<'a>(rows: &[&'a ConversationRecord]) -> QueryBuilder<'a, Sqlite> {
+pub(super) fn insert_conversations<'a>(rows: &[&'a ConversationRecord]) -> QueryBuilder<'a, Sqlite> {
     let mut qb = QueryBuilder::<Sqlite>::new(
         "INSERT INTO conversations (id, continuation_id, session_id, tool, model, provider, \
          turn_count, created_at, updated_at, expires_at, metadata) ",

@@ -81,6 +81,9 @@ fn unavailable(e: crate::ports::StoreError) -> ToolError {
     ToolError::Unavailable(format!("conversation store: {e}"))
 }
 
+/// A message's idempotency key: the thread id, then a digest of the thread, the request and
+/// the role. The thread-id prefix keeps a thread's keys together in the unique index (thread
+/// ids are time-ordered, so new keys land at its end instead of on a random page).
 fn key(conversation: &str, request_id: &str, role: &str) -> String {
     let mut h = Sha256::new();
     h.update(conversation.as_bytes());
@@ -88,7 +91,14 @@ fn key(conversation: &str, request_id: &str, role: &str) -> String {
     h.update(request_id.as_bytes());
     h.update([0]);
     h.update(role.as_bytes());
-    format!("{:x}", h.finalize())
+    let digest = h.finalize();
+    let mut out = String::with_capacity(conversation.len() + 1 + 32);
+    out.push_str(conversation);
+    out.push(':');
+    for b in &digest[..16] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 impl Conversations {
@@ -116,7 +126,10 @@ impl Conversations {
     pub async fn open(&self, continuation_id: Option<&str>, session: &str, tool: &str) -> Result<Thread, ToolError> {
         let now = now_ms();
         let Some(cid) = continuation_id.map(str::trim).filter(|c| !c.is_empty()) else {
-            let id = uuid::Uuid::new_v4().to_string();
+            // Time-ordered (UUIDv7: 48-bit ms timestamp, 74 random bits): a new thread's rows
+            // go to the end of every index keyed by it, which is what keeps the store's work
+            // per turn small (random ids touch a random page of each index per insert).
+            let id = uuid::Uuid::now_v7().to_string();
             return Ok(Thread {
                 record: ConversationRecord {
                     id: id.clone(),

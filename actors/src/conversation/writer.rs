@@ -8,8 +8,9 @@
 //! Backpressure: at most `capacity` records wait; a caller beyond that waits for room.
 //!
 //! `ConversationWriter` (a supervised child of the coordinator):
-//! - states: `Idle` (queue empty, waiting to be woken), `Gathering` (woken: collecting turns
-//!   for [`GROUP_COMMIT`], cut short by a waiting continuation), `Applying` (up to 128 queued records
+//! - states: `Idle` (queue empty, waiting to be woken), `Gathering` (woken, or just done with a
+//!   batch: collecting turns for [`GROUP_COMMIT`], cut short by a waiting continuation or a
+//!   full batch), `Applying` (up to 128 queued records
 //!   going to the store in one transaction), `Isolating` (a batch failed: records go one at a
 //!   time until one succeeds), `Backoff` (the store failed; retrying after 0.1–5 s). A record
 //!   the store rejects permanently (constraint, missing row) three times is dropped with an
@@ -208,6 +209,9 @@ impl WriteBehind {
             if let Some(record) = rec.take() {
                 q.entries.push_back(Entry { segment, record, attempts: 0 });
             }
+            if q.entries.len() == BATCH {
+                self.urgent.notify_one();
+            }
             self.metrics.conversation_journal_pending.set(q.entries.len() as i64);
         });
         timer.observe_duration();
@@ -345,6 +349,17 @@ impl WriteBehind {
         self.wake.notify_one();
     }
 
+    /// `Gathering`: wait up to [`GROUP_COMMIT`] for more records, unless a whole batch is
+    /// already queued; a waiting continuation or a full batch cuts the wait short.
+    async fn gather(&self) {
+        if self.pending() < BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(GROUP_COMMIT) => {}
+                _ = self.urgent.notified() => {}
+            }
+        }
+    }
+
     async fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -356,14 +371,15 @@ impl WriteBehind {
             match self.step().await {
                 Step::Empty => {
                     woken.await;
-                    if self.pending() < BATCH {
-                        tokio::select! {
-                            _ = tokio::time::sleep(GROUP_COMMIT) => {}
-                            _ = self.urgent.notified() => {}
-                        }
-                    }
+                    self.gather().await;
                 }
-                Step::Applied => backoff = Duration::from_millis(100),
+                Step::Applied => {
+                    backoff = Duration::from_millis(100);
+                    // What arrived while that batch was applied gathers for a whole window
+                    // too: applying it at once would turn a steady stream into batches of a
+                    // few records each.
+                    self.gather().await;
+                }
                 Step::Split => {}
                 Step::Failed(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,

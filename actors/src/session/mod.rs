@@ -365,12 +365,14 @@ impl WsSession {
                                        tool = %req.name, protocol = req.protocol);
         let fut = tracing::Instrument::instrument(self.deps.dispatcher.call(req), span);
         let (abort, registration) = AbortHandle::new_pair();
+        let poll = self.env().settings.idle_poll();
         let (core, deps, sid, to, k) =
             (Arc::clone(&self.core), self.deps.clone(), Arc::clone(&self.session_id), reply_to.clone(), key.clone());
         self.core.add_call(key, CallEntry { abort, tool, started: Instant::now(), reply_to });
         actix_rt::spawn(Abortable::new(
             async move {
                 let res = fut.await;
+                crate::idle_poll::touch(poll);
                 let frames = render(&deps, &sid, &to, &res);
                 core.finish(&k, frames);
             },
@@ -556,6 +558,7 @@ impl Actor for WsSession {
 impl StreamHandler<Inbound> for WsSession {
     fn handle(&mut self, item: Inbound, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
+        crate::idle_poll::touch(self.env().settings.idle_poll());
         if self.lingering {
             if matches!(item, Inbound::Close(_) | Inbound::Error { .. }) {
                 ctx.stop();

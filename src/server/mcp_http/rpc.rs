@@ -117,6 +117,7 @@ async fn call(
         return rpc_error(http, &id, RpcError::invalid_params(format!("Unknown tool: {}", p.name)), accept);
     }
     let env = Arc::clone(http.dispatcher.env());
+    exai_actors::idle_poll::touch(env.settings.idle_poll());
     if env.runtime.is_shutting_down() {
         return tool_error(&id, &ToolError::ShuttingDown, accept);
     }
@@ -164,6 +165,7 @@ async fn call(
         return sse::response(CallStream::new(fut, rx, id, ticket.kind, ticket.guard), None);
     }
     let outcome = fut.await;
+    exai_actors::idle_poll::touch(env.settings.idle_poll());
     drop(ticket.guard);
     match sse::final_frame(&id, outcome, &ticket.kind) {
         Some(frame) => reply(&frame, accept, None),
