@@ -62,6 +62,9 @@ pub struct Metrics {
     pub conversation_writes: IntCounterVec,
     /// Turns applied from the journal at start-up.
     pub conversation_journal_replayed: IntCounter,
+    /// Store transactions of the conversation writer that applied turns (with
+    /// `conversation_writes_total{result="applied"}`: the mean batch size).
+    pub conversation_write_batches: IntCounter,
     /// Time to append one turn to the journal (on the reply path).
     pub conversation_journal_append_seconds: Histogram,
     /// Supervised actor restarts by actor.
@@ -354,6 +357,13 @@ impl Metrics {
             conversation_journal_replayed: reg(
                 &r,
                 IntCounter::new("conversation_journal_replayed_total", "Conversation turns replayed from the journal")?,
+            )?,
+            conversation_write_batches: reg(
+                &r,
+                IntCounter::new(
+                    "conversation_write_batches_total",
+                    "Store transactions of the conversation writer that applied turns",
+                )?,
             )?,
             conversation_journal_append_seconds: reg(
                 &r,

@@ -267,6 +267,7 @@ impl WriteBehind {
             Ok(()) => {
                 self.isolate.store(false, Ordering::Relaxed);
                 self.metrics.conversation_writes.with_label_values(&["applied"]).inc_by(batch.len() as u64);
+                self.metrics.conversation_write_batches.inc();
                 self.done(batch);
                 Step::Applied
             }
