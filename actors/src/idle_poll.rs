@@ -24,7 +24,19 @@ use tokio::sync::Notify;
 struct Poller {
     until: Cell<Instant>,
     polling: Cell<bool>,
+    /// Its task is gone (the runtime it ran on was dropped; the thread lives on).
+    gone: Cell<bool>,
     wake: Notify,
+}
+
+/// Marks the poller gone when its task is dropped.
+struct Running(Rc<Poller>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.polling.set(false);
+        self.0.gone.set(true);
+    }
 }
 
 thread_local! {
@@ -40,7 +52,7 @@ pub fn touch(window: Duration) {
     let until = Instant::now() + window;
     POLLER.with(|p| {
         let mut slot = p.borrow_mut();
-        match slot.as_ref() {
+        match slot.as_ref().filter(|p| !p.gone.get()) {
             Some(poller) => {
                 poller.until.set(until);
                 if !poller.polling.get() {
@@ -48,10 +60,14 @@ pub fn touch(window: Duration) {
                 }
             }
             None => {
-                let poller =
-                    Rc::new(Poller { until: Cell::new(until), polling: Cell::new(false), wake: Notify::new() });
+                let poller = Rc::new(Poller {
+                    until: Cell::new(until),
+                    polling: Cell::new(false),
+                    gone: Cell::new(false),
+                    wake: Notify::new(),
+                });
                 *slot = Some(Rc::clone(&poller));
-                actix_rt::spawn(run(poller));
+                actix_rt::spawn(run(Running(poller)));
             }
         }
     });
@@ -62,7 +78,8 @@ pub fn is_polling() -> bool {
     POLLER.with(|p| p.borrow().as_ref().is_some_and(|p| p.polling.get()))
 }
 
-async fn run(p: Rc<Poller>) {
+async fn run(running: Running) {
+    let p = &running.0;
     loop {
         if Instant::now() < p.until.get() {
             p.polling.set(true);
@@ -90,6 +107,20 @@ mod tests {
         touch(Duration::from_millis(30));
         tokio::task::yield_now().await;
         assert!(is_polling(), "a later touch wakes it again");
+    }
+
+    #[test]
+    fn a_thread_that_outlives_its_runtime_gets_a_new_poller_in_the_next_one() {
+        for _ in 0..2 {
+            actix_rt::System::new().block_on(async {
+                touch(Duration::from_millis(20));
+                tokio::task::yield_now().await;
+                assert!(is_polling());
+                // Only a live task ever parks again.
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                assert!(!is_polling());
+            });
+        }
     }
 
     #[actix_rt::test]

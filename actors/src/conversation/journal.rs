@@ -13,11 +13,14 @@
 //! corrupt frame ends the replay of its segment: the process died inside that `write`, so the
 //! client never received an answer for it.
 //!
-//! Segments are `conversations-<n>.journal`. The live segment is truncated once everything
-//! written to it has been applied and it has grown past `truncate_bytes`; when it grows past
-//! `rotate_bytes` while the writer is behind, appends move to a new segment and the old one is
-//! deleted as soon as all its records are applied. [`Journal::settle`] empties the live segment
-//! when nothing is pending (clean shutdown), so a clean restart replays nothing.
+//! Segments are `conversations-<n>.journal`. Once everything written to the live segment has
+//! been applied and it has grown past `truncate_bytes`, appends move on to a fresh segment and
+//! the old one is deleted; when it grows past `rotate_bytes` while the writer is behind,
+//! appends move on likewise and the old one is deleted as soon as all its records are
+//! applied. Deleting (and truncating) a file is slow kernel work (a millisecond and more on
+//! ext4): it happens outside the lock the appenders take, so the reply path never waits for
+//! it. [`Journal::settle`] empties the live segment when nothing is pending (clean shutdown),
+//! so a clean restart replays nothing.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -219,10 +222,7 @@ impl Journal {
     pub fn append_then<R>(&self, frame: &[u8], then: impl FnOnce(u64) -> R) -> Result<R, JournalError> {
         let mut st = self.lock();
         if st.live.bytes >= self.rotate_bytes && st.live.applied < st.live.written {
-            let id = st.live.id + 1;
-            let path = segment_path(&self.dir, id);
-            let file = open_append(&path)?;
-            let old = std::mem::replace(&mut st.live, Live { id, path, file, bytes: 0, written: 0, applied: 0 });
+            let old = self.next_live(&mut st)?;
             st.sealed.insert(old.id, Sealed { path: old.path, written: old.written, applied: old.applied });
         }
         let live = &mut st.live;
@@ -236,30 +236,43 @@ impl Journal {
         Ok(then(live.id))
     }
 
-    /// One record of segment `id` has been applied to the store. Deletes a sealed segment
-    /// whose records are all applied, and truncates the live one past `truncate_bytes`.
+    /// Start a new live segment after the current one, which is handed back.
+    fn next_live(&self, st: &mut State) -> Result<Live, JournalError> {
+        let id = st.live.id + 1;
+        let path = segment_path(&self.dir, id);
+        let file = open_append(&path)?;
+        Ok(std::mem::replace(&mut st.live, Live { id, path, file, bytes: 0, written: 0, applied: 0 }))
+    }
+
+    /// One record of segment `id` has been applied to the store. A sealed segment whose
+    /// records are all applied is deleted; a live one past `truncate_bytes` with all its
+    /// records applied is replaced by a fresh segment and deleted. The deletes run after the
+    /// lock is released.
     pub fn applied(&self, id: u64) -> Result<(), JournalError> {
-        let mut st = self.lock();
-        if st.live.id == id {
-            st.live.applied += 1;
-            if st.live.applied == st.live.written && st.live.bytes >= self.truncate_bytes {
-                Self::truncate(&mut st.live)?;
+        let done: Option<PathBuf> = {
+            let mut st = self.lock();
+            if st.live.id == id {
+                st.live.applied += 1;
+                if st.live.applied == st.live.written && st.live.bytes >= self.truncate_bytes {
+                    Some(self.next_live(&mut st)?.path)
+                } else {
+                    None
+                }
+            } else {
+                match st.sealed.get_mut(&id) {
+                    Some(s) if s.applied + 1 >= s.written => st.sealed.remove(&id).map(|s| s.path),
+                    Some(s) => {
+                        s.applied += 1;
+                        None
+                    }
+                    None => None,
+                }
             }
-            return Ok(());
-        }
-        let done = match st.sealed.get_mut(&id) {
-            Some(s) => {
-                s.applied += 1;
-                s.applied >= s.written
-            }
-            None => false,
         };
-        if done {
-            if let Some(s) = st.sealed.remove(&id) {
-                std::fs::remove_file(&s.path).map_err(io_err(&s.path))?;
-            }
+        match done {
+            Some(path) => std::fs::remove_file(&path).map_err(io_err(&path)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn truncate(live: &mut Live) -> Result<(), JournalError> {

@@ -76,8 +76,9 @@ fn open_returns_what_a_dead_process_left_and_retire_removes_it() {
 }
 
 #[test]
-fn the_live_segment_is_truncated_once_applied_and_settle_empties_it() {
+fn an_applied_live_segment_is_replaced_and_deleted_and_settle_empties_it() {
     let d = dir("truncate");
+    let count = || std::fs::read_dir(&d).unwrap().filter(|e| segment_id(&e.as_ref().unwrap().path()).is_some()).count();
     let (j, _) = Journal::open(&d, 1 << 20, 200).unwrap();
     let s1 = append(&j, &rec("t", 1));
     j.applied(s1).unwrap();
@@ -88,8 +89,10 @@ fn the_live_segment_is_truncated_once_applied_and_settle_empties_it() {
     assert!(j.live_bytes() > 200, "a record is still unapplied");
     assert_eq!(j.settle().unwrap(), 1);
     j.applied(s3).unwrap();
-    assert_eq!(j.live_bytes(), 0, "all applied past the threshold: truncated");
+    assert_eq!(j.live_bytes(), 0, "all applied past the threshold: a fresh segment");
+    assert_eq!(count(), 1, "the applied segment is deleted");
     let s4 = append(&j, &rec("t", 4));
+    assert_eq!(s4, s1 + 1, "appends go to the fresh segment");
     j.applied(s4).unwrap();
     assert_eq!(j.settle().unwrap(), 0);
     assert_eq!(j.live_bytes(), 0, "settle empties an applied segment");
