@@ -20,6 +20,7 @@ use crate::ports::{ConversationRecord, MessageRecord, MessageRole, NewMessage, S
 use crate::provider::types::ChatMessage;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use writer::WriteBehind;
@@ -96,7 +97,7 @@ fn key(conversation: &str, request_id: &str, role: &str) -> String {
     out.push_str(conversation);
     out.push(':');
     for b in &digest[..16] {
-        out.push_str(&format!("{b:02x}"));
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
@@ -263,5 +264,35 @@ impl Conversations {
     /// Exchanges left before the cap.
     pub fn remaining(&self, thread: &Thread) -> u32 {
         self.settings.max_turns.saturating_sub(thread.turns())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_start_with_the_thread_and_are_stable_per_request_and_role() {
+        let k = key("t1", "req-1", "user");
+        assert!(k.starts_with("t1:"), "{k}");
+        assert_eq!(k.len(), "t1:".len() + 32);
+        assert_eq!(k, key("t1", "req-1", "user"), "the same request gives the same key");
+        assert_ne!(k, key("t1", "req-1", "assistant"));
+        assert_ne!(k, key("t1", "req-2", "user"));
+        assert_ne!(key("t1", "req-1", "user")[3..], key("t2", "req-1", "user")[3..], "the digest covers the thread");
+    }
+
+    #[tokio::test]
+    async fn new_thread_ids_are_time_ordered_uuids() {
+        let store: Arc<dyn Store> = Arc::new(crate::tools::ai::testkit::MemStore::default());
+        let c = Conversations::new(store, ConversationSettings::default());
+        let a = c.open(None, "s", "chat").await.unwrap().record.id;
+        std::thread::sleep(Duration::from_millis(2));
+        let b = c.open(None, "s", "chat").await.unwrap().record.id;
+        for id in [&a, &b] {
+            assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7, "{id}");
+        }
+        assert!(a < b, "a later thread sorts after an earlier one: {a} {b}");
     }
 }
