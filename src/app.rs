@@ -58,7 +58,12 @@ pub enum AppError {
 }
 
 fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
-    StoreOptions { max_connections: cfg.storage.max_connections, migrate, ..StoreOptions::default() }
+    StoreOptions {
+        max_connections: cfg.storage.max_connections,
+        migrate,
+        background_writer: crate::wiring::write_behind_enabled(cfg),
+        ..StoreOptions::default()
+    }
 }
 
 /// `exai serve`: run until shutdown; returns the process exit code.

@@ -11,6 +11,7 @@ mod diagnostics;
 mod error;
 mod files;
 pub mod postgres;
+mod priority;
 mod rows;
 pub mod sqlite;
 mod sqlite_turns;
@@ -35,11 +36,14 @@ pub struct StoreOptions {
     /// SQLite: how long a statement waits for a lock before failing with "database is
     /// locked". Both backends also use it (at least one second) as the pool acquire timeout.
     pub busy_timeout_ms: u64,
+    /// SQLite: the writer connection does only background work (conversation write-behind
+    /// is on), so its worker thread runs at a lower CPU priority (see `priority.rs`).
+    pub background_writer: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, migrate: true, busy_timeout_ms: 5_000 }
+        Self { max_connections: 8, migrate: true, busy_timeout_ms: 5_000, background_writer: false }
     }
 }
 

@@ -114,12 +114,24 @@ impl SqliteStore {
             store.run_migrations().await?;
         }
         if !memory {
+            let workers = opts.background_writer.then(super::priority::sqlite_workers);
             let conn = connect_opts
                 .clone()
                 .pragma("cache_size", WRITER_CACHE_KIB)
                 .connect()
                 .await
                 .map_err(|e| connect_failed(&redact_url(url), e))?;
+            if let Some(before) = workers {
+                let after = super::priority::sqlite_workers();
+                if let Some(tid) = super::priority::lower_new_worker(&before, &after, super::priority::BACKGROUND_NICE)
+                {
+                    tracing::debug!(
+                        thread = tid,
+                        nice = super::priority::BACKGROUND_NICE,
+                        "SQLite writer thread runs at background priority"
+                    );
+                }
+            }
             store.writer = Some(Arc::new(tokio::sync::Mutex::new(Some(conn))));
         }
         Ok(store)
