@@ -61,7 +61,7 @@ fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
     StoreOptions {
         max_connections: cfg.storage.max_connections,
         migrate,
-        background_writer: crate::wiring::write_behind_enabled(cfg),
+        writer_nice: if crate::wiring::write_behind_enabled(cfg) { cfg.storage.writer_nice.min(19) as i32 } else { 0 },
         ..StoreOptions::default()
     }
 }

@@ -303,6 +303,8 @@ pub struct StorageConfig {
     pub toollog_flush_ms: u64,
     /// Tool-call log: most rows per database write.
     pub toollog_batch: usize,
+    /// SQLite with write-behind: `nice` of the writer connection's thread (0 = unchanged).
+    pub writer_nice: u32,
 }
 
 impl Default for StorageConfig {
@@ -314,6 +316,7 @@ impl Default for StorageConfig {
             toollog_queue: 65536,
             toollog_flush_ms: 200,
             toollog_batch: 1000,
+            writer_nice: 10,
         }
     }
 }

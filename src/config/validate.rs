@@ -239,7 +239,8 @@ impl Checker<'_> {
         self.at_least_one("storage.max_connections", u64::from(s.max_connections))?;
         self.at_least_one("storage.toollog_queue", s.toollog_queue as u64)?;
         self.at_least_one("storage.toollog_flush_ms", s.toollog_flush_ms)?;
-        self.at_least_one("storage.toollog_batch", s.toollog_batch as u64)
+        self.at_least_one("storage.toollog_batch", s.toollog_batch as u64)?;
+        self.range("storage.writer_nice", u64::from(s.writer_nice), 0, 19)
     }
 
     fn monitoring(&self) -> Result<(), ConfigError> {

@@ -36,14 +36,15 @@ pub struct StoreOptions {
     /// SQLite: how long a statement waits for a lock before failing with "database is
     /// locked". Both backends also use it (at least one second) as the pool acquire timeout.
     pub busy_timeout_ms: u64,
-    /// SQLite: the writer connection does only background work (conversation write-behind
-    /// is on), so its worker thread runs at a lower CPU priority (see `priority.rs`).
-    pub background_writer: bool,
+    /// SQLite: when the writer connection does only background work (conversation
+    /// write-behind is on), the `nice` its worker thread runs at (see `priority.rs`); 0 keeps
+    /// it at normal priority.
+    pub writer_nice: i32,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, migrate: true, busy_timeout_ms: 5_000, background_writer: false }
+        Self { max_connections: 8, migrate: true, busy_timeout_ms: 5_000, writer_nice: 0 }
     }
 }
 

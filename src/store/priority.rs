@@ -4,7 +4,8 @@
 //! bursts of a few milliseconds of CPU every group-commit window. On a small machine those
 //! bursts land on the same cores as the request path and set the reply's tail (measured: a
 //! `chat` p99 of 0.85–0.97 ms with the writer at normal priority, 0.55–0.62 ms at nice 15).
-//! Like RocksDB's background threads, the worker then runs at a lower priority (`nice`), so
+//! Like RocksDB's background threads, the worker then runs at a lower priority (`nice`,
+//! `storage.writer_nice`, default 10), so
 //! a waking request thread always goes first; under full load the bounded write-behind queue
 //! makes callers wait for it, so it cannot fall behind without limit.
 //!
@@ -14,9 +15,6 @@
 //! apart, nothing changes.
 
 use std::collections::HashSet;
-
-/// `nice` of the writer connection's worker when it only does background work.
-pub(super) const BACKGROUND_NICE: i32 = 10;
 
 const WORKER_PREFIX: &str = "sqlx-sqlite-wor";
 
@@ -59,7 +57,7 @@ mod tests {
     fn only_a_single_new_thread_is_touched() {
         let before: HashSet<i32> = [1, 2].into_iter().collect();
         let two_new: HashSet<i32> = [1, 2, 3, 4].into_iter().collect();
-        assert_eq!(lower_new_worker(&before, &two_new, BACKGROUND_NICE), None);
-        assert_eq!(lower_new_worker(&before, &before, BACKGROUND_NICE), None);
+        assert_eq!(lower_new_worker(&before, &two_new, 10), None);
+        assert_eq!(lower_new_worker(&before, &before, 10), None);
     }
 }

@@ -114,7 +114,7 @@ impl SqliteStore {
             store.run_migrations().await?;
         }
         if !memory {
-            let workers = opts.background_writer.then(super::priority::sqlite_workers);
+            let workers = (opts.writer_nice > 0).then(super::priority::sqlite_workers);
             let conn = connect_opts
                 .clone()
                 .pragma("cache_size", WRITER_CACHE_KIB)
@@ -123,11 +123,10 @@ impl SqliteStore {
                 .map_err(|e| connect_failed(&redact_url(url), e))?;
             if let Some(before) = workers {
                 let after = super::priority::sqlite_workers();
-                if let Some(tid) = super::priority::lower_new_worker(&before, &after, super::priority::BACKGROUND_NICE)
-                {
+                if let Some(tid) = super::priority::lower_new_worker(&before, &after, opts.writer_nice) {
                     tracing::debug!(
                         thread = tid,
-                        nice = super::priority::BACKGROUND_NICE,
+                        nice = opts.writer_nice,
                         "SQLite writer thread runs at background priority"
                     );
                 }
