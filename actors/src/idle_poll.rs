@@ -74,7 +74,8 @@ pub fn touch(window: Duration) {
 }
 
 /// Whether this thread's poller is polling now (false when it has none).
-pub fn is_polling() -> bool {
+#[cfg(test)]
+fn is_polling() -> bool {
     POLLER.with(|p| p.borrow().as_ref().is_some_and(|p| p.polling.get()))
 }
 

@@ -14,7 +14,7 @@
 //! client never received an answer for it.
 //!
 //! Segments are `conversations-<n>.journal`. Once everything written to the live segment has
-//! been applied and it has grown past `truncate_bytes`, appends move on to a fresh segment and
+//! been applied and it has grown past `roll_bytes`, appends move on to a fresh segment and
 //! the old one is deleted; when it grows past `rotate_bytes` while the writer is behind,
 //! appends move on likewise and the old one is deleted as soon as all its records are
 //! applied. Deleting (and truncating) a file is slow kernel work (a millisecond and more on
@@ -83,7 +83,7 @@ pub struct Journal {
     _lock: File,
     state: Mutex<State>,
     rotate_bytes: u64,
-    truncate_bytes: u64,
+    roll_bytes: u64,
 }
 
 /// What an earlier process left: records to apply again, and the files holding them (delete
@@ -156,7 +156,7 @@ pub fn decode(bytes: &[u8]) -> (Vec<TurnRecord>, bool) {
 impl Journal {
     /// Open the journal in `dir` (created if missing): collect what earlier processes left and
     /// start a fresh live segment after them.
-    pub fn open(dir: &Path, rotate_bytes: u64, truncate_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
+    pub fn open(dir: &Path, rotate_bytes: u64, roll_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         // One server per journal: a second one would replay and delete the first one's segments.
         let lock_path = dir.join("journal.lock");
@@ -195,7 +195,7 @@ impl Journal {
             _lock: lock,
             state: Mutex::new(State { live, sealed: BTreeMap::new() }),
             rotate_bytes: rotate_bytes.max(1),
-            truncate_bytes,
+            roll_bytes,
         };
         Ok((journal, rec))
     }
@@ -245,7 +245,7 @@ impl Journal {
     }
 
     /// One record of segment `id` has been applied to the store. A sealed segment whose
-    /// records are all applied is deleted; a live one past `truncate_bytes` with all its
+    /// records are all applied is deleted; a live one past `roll_bytes` with all its
     /// records applied is replaced by a fresh segment and deleted. The deletes run after the
     /// lock is released.
     pub fn applied(&self, id: u64) -> Result<(), JournalError> {
@@ -253,7 +253,7 @@ impl Journal {
             let mut st = self.lock();
             if st.live.id == id {
                 st.live.applied += 1;
-                if st.live.applied == st.live.written && st.live.bytes >= self.truncate_bytes {
+                if st.live.applied == st.live.written && st.live.bytes >= self.roll_bytes {
                     Some(self.next_live(&mut st)?.path)
                 } else {
                     None

@@ -82,7 +82,7 @@ fn an_applied_live_segment_is_replaced_and_deleted_and_settle_empties_it() {
     let (j, _) = Journal::open(&d, 1 << 20, 200).unwrap();
     let s1 = append(&j, &rec("t", 1));
     j.applied(s1).unwrap();
-    assert!(j.live_bytes() > 0, "below truncate_bytes the segment is kept");
+    assert!(j.live_bytes() > 0, "below roll_bytes the segment is kept");
     let s2 = append(&j, &rec("t", 2));
     let s3 = append(&j, &rec("t", 3));
     j.applied(s2).unwrap();
