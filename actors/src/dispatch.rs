@@ -70,6 +70,25 @@ pub struct Dispatcher {
     env: Arc<ToolEnv>,
 }
 
+/// Length of `v` as compact JSON, counted without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match serde_json::to_writer(&mut n, v) {
+        Ok(()) => n.0,
+        Err(_) => v.to_string().len(),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -150,7 +169,7 @@ impl Dispatcher {
         let started_ms = now_ms();
         let this = self.clone();
         Box::pin(async move {
-            let args_bytes = req.args.as_ref().map(|a| a.to_string().len()).unwrap_or(2);
+            let args_bytes = req.args.as_ref().map(json_len).unwrap_or(2);
             let Some(entry) = this.registry.get(&req.name) else {
                 let outcome = Err(ToolError::NotFound { name: req.name.clone() });
                 let latency = LatencyMetrics { total_ms: ms(started.elapsed()), ..LatencyMetrics::default() };
@@ -275,5 +294,18 @@ impl Dispatcher {
             model,
             args_bytes: args_bytes as i64,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_len;
+    use serde_json::json;
+
+    #[test]
+    fn json_len_is_the_compact_text_length() {
+        for v in [json!({}), json!({"prompt": "hé \"x\"\n\u{1F600}", "n": [1, 2.5, null, true], "o": {"a": {}}})] {
+            assert_eq!(json_len(&v), v.to_string().len());
+        }
     }
 }

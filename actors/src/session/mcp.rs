@@ -6,6 +6,7 @@ use crate::dispatch::{CallRequest, CallResult};
 use crate::error::ToolError;
 use crate::protocol::jsonrpc::{self, codes, Incoming, RequestId};
 use crate::protocol::mcp::{self, RpcError};
+use crate::protocol::mcp_frame;
 use crate::tools::{LogLevel, ProgressSink};
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -168,7 +169,7 @@ impl WsSession {
 
 fn render_mcp_call(_: &SessionDeps, _: &Arc<str>, to: &ReplyTo, res: &CallResult) -> Vec<String> {
     match to {
-        ReplyTo::Mcp(id) => vec![jsonrpc::result_frame(id, mcp::call_result(res))],
+        ReplyTo::Mcp(id) => vec![mcp_frame::call_result_frame(id, res)],
         ReplyTo::Legacy(_) => Vec::new(),
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use exai_actors::dispatch::CallResult;
 use exai_actors::error::ToolError;
 use exai_actors::protocol::jsonrpc::{self, RequestId};
-use exai_actors::protocol::mcp;
+use exai_actors::protocol::{mcp, mcp_frame};
 use exai_actors::tools::{LogLevel, ProgressSink};
 use futures_util::future::{Abortable, Aborted, LocalBoxFuture};
 use futures_util::Stream;
@@ -85,7 +85,7 @@ pub fn progress_sink(
 /// The frame that ends a call, or `None` when the client cancelled it (no response then).
 pub fn final_frame(id: &RequestId, outcome: Result<CallResult, Aborted>, kind: &AtomicU8) -> Option<String> {
     match outcome {
-        Ok(res) => Some(jsonrpc::result_frame(id, mcp::call_result(&res))),
+        Ok(res) => Some(mcp_frame::call_result_frame(id, &res)),
         Err(Aborted) => match CancelKind::load(kind) {
             Some(CancelKind::Shutdown) => {
                 let e = ToolError::Cancelled { reason: "server shutting down; the session was closed".into() };
