@@ -4,11 +4,12 @@ use clap::Parser;
 use exai::cli::{Cli, Command, ConfigCommand};
 use std::process::ExitCode;
 
-/// mimalloc: per-thread free lists without glibc's bin consolidation. A tool call allocates
-/// and frees a few hundred small JSON values and strings; with glibc's allocator that was
-/// about a fifth of a worker's CPU time per call (docs/PERFORMANCE.md).
+/// jemalloc: thread caches without glibc's bin consolidation. A tool call allocates and frees
+/// a few hundred small JSON values and strings; with glibc's allocator that was about a fifth
+/// of a worker's CPU time per call. jemalloc also holds idle connections in less memory than
+/// glibc or mimalloc did (docs/PERFORMANCE.md, session 5).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
