@@ -104,6 +104,7 @@ impl Serialize for Block<'_> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::error::ToolError;
     use crate::tools::ToolOutput;
