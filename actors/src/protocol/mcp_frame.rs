@@ -9,7 +9,7 @@ use super::jsonrpc::{self, RequestId};
 use super::mcp::call_result;
 use crate::dispatch::{CallResult, LatencyMetrics};
 use crate::tools::Content;
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -74,31 +74,9 @@ impl Serialize for Blocks<'_> {
         let blocks = if self.0.is_empty() { &empty[..] } else { self.0 };
         let mut seq = s.serialize_seq(Some(blocks.len()))?;
         for b in blocks {
-            seq.serialize_element(&Block(b))?;
+            seq.serialize_element(b)?;
         }
         seq.end()
-    }
-}
-
-struct Block<'a>(&'a Content);
-
-impl Serialize for Block<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Content::Text(t) => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("type", "text")?;
-                m.serialize_entry("text", t)?;
-                m.end()
-            }
-            Content::Image { data, mime_type } => {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry("type", "image")?;
-                m.serialize_entry("data", data)?;
-                m.serialize_entry("mimeType", mime_type)?;
-                m.end()
-            }
-        }
     }
 }
 

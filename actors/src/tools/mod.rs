@@ -84,12 +84,10 @@ pub enum Content {
 }
 
 impl Content {
-    /// As an MCP content block (also used for legacy `outputs`).
+    /// As an MCP content block (also used for legacy `outputs`); the shape is the
+    /// [`Serialize`] impl below.
     pub fn to_json(&self) -> Value {
-        match self {
-            Content::Text(t) => json!({ "type": "text", "text": t }),
-            Content::Image { data, mime_type } => json!({ "type": "image", "data": data, "mimeType": mime_type }),
-        }
+        json!(self)
     }
 
     /// The text, if this is a text block.
@@ -97,6 +95,29 @@ impl Content {
         match self {
             Content::Text(t) => Some(t),
             Content::Image { .. } => None,
+        }
+    }
+}
+
+/// The MCP content block: `{"type":"text","text":…}` or
+/// `{"type":"image","data":…,"mimeType":…}`.
+impl Serialize for Content {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Content::Text(t) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("type", "text")?;
+                m.serialize_entry("text", t)?;
+                m.end()
+            }
+            Content::Image { data, mime_type } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("type", "image")?;
+                m.serialize_entry("data", data)?;
+                m.serialize_entry("mimeType", mime_type)?;
+                m.end()
+            }
         }
     }
 }
