@@ -197,8 +197,7 @@ async fn start(
     let http = mcp_http::McpHttp::new(
         dispatcher,
         mcp_http::McpHttpConfig {
-            allowed_origins: cfg.server.allowed_origins.clone(),
-            allowed_hosts: cfg.server.allowed_hosts.clone(),
+            access: settings.access.clone(),
             session_idle_secs: cfg.http.session_idle_secs,
             max_sessions: cfg.http.max_sessions,
             auth_token: settings.auth_token.clone(),

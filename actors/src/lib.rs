@@ -4,6 +4,7 @@
 //! op protocol), the tool registry and dispatcher, and the ports (traits) through which
 //! the core reaches storage and the world. No SQL and no HTTP client live here.
 
+pub mod access;
 pub mod breakers;
 pub mod catalog;
 pub mod conversation;

@@ -231,7 +231,7 @@ impl Metrics {
             self.connections_active.with_label_values(&[p]);
             self.connections_total.with_label_values(&[p]);
         }
-        for v in ["global", "per_ip"] {
+        for v in ["global", "per_ip", "forbidden"] {
             self.connections_rejected.with_label_values(&[v]);
         }
         for v in ["in", "out"] {

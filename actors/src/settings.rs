@@ -73,6 +73,10 @@ pub struct CoreSettings {
     /// When set, the legacy `hello` and MCP upgrade must present this token.
     #[serde(skip_serializing)]
     pub auth_token: Option<String>,
+    /// Host and Origin rules every transport applies (`server.allowed_hosts`,
+    /// `server.allowed_origins`).
+    #[serde(default)]
+    pub access: crate::access::AccessPolicy,
 }
 
 impl CoreSettings {
@@ -115,6 +119,7 @@ impl Default for CoreSettings {
             expert_analysis: true,
             max_provider_calls_per_invocation: 3,
             auth_token: None,
+            access: crate::access::AccessPolicy::default(),
         }
     }
 }

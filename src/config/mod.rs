@@ -104,6 +104,10 @@ impl Config {
             restart_max: self.supervisor.restart_max,
             restart_window_secs: self.supervisor.restart_window_secs,
             auth_token: self.server.auth_token.as_ref().map(|t| t.expose().to_owned()),
+            access: exai_actors::access::AccessPolicy {
+                allowed_hosts: self.server.allowed_hosts.clone(),
+                allowed_origins: self.server.allowed_origins.clone(),
+            },
             expert_analysis: self.tools.expert_analysis,
             max_provider_calls_per_invocation: self.tools.max_provider_calls_per_invocation,
         }

@@ -207,6 +207,13 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let s = &state.settings;
+    // Browsers apply no CORS to WebSocket upgrades: the core's Host and Origin rules hold here
+    // exactly as on `POST /mcp` (clients that send no Origin, such as editors and SDKs, pass).
+    if let Err(e) = super::mcp_http::guard::check_access(&req, &s.access) {
+        state.metrics.connections_rejected.with_label_values(&["forbidden"]).inc();
+        tracing::warn!(peer = ?req.peer_addr(), error = %e, "WebSocket upgrade refused");
+        return Ok(HttpResponse::Forbidden().body(e.to_string()));
+    }
     if state.runtime.is_shutting_down() {
         return Ok(HttpResponse::ServiceUnavailable().body("server is shutting down"));
     }

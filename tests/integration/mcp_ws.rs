@@ -203,6 +203,45 @@ async fn oversized_frame_closes_1009() {
     assert_eq!(c2.request(1, "ping", Value::Null).await["result"], json!({}));
 }
 
+/// Browsers apply no CORS to WebSocket upgrades: a web page the user visits could otherwise
+/// call every tool. A foreign Origin and a rebinding Host are refused on every upgrade path;
+/// clients that send no Origin (editors, SDKs) and loopback origins connect.
+#[actix_rt::test]
+async fn upgrades_refuse_foreign_origin_and_rebinding_host() {
+    let server = ServerProcess::start(ServerOptions::new().set("server.allowed_origins", "https://app.example.com"));
+    for path in ["/mcp", "/", "/ws"] {
+        for opts in [WsOptions::mcp(), WsOptions::default()] {
+            let evil = opts.clone().header("Origin", "https://evil.example");
+            let err =
+                WsClient::try_connect(&server.ws_url(path), evil).await.err().expect("foreign Origin must be refused");
+            assert_eq!(err.status(), Some(403), "{path}: {err}");
+            let rebind = opts.clone().header("Host", "rebind.evil.example:8079");
+            let err = WsClient::try_connect(&server.ws_url(path), rebind)
+                .await
+                .err()
+                .expect("rebinding Host must be refused");
+            assert_eq!(err.status(), Some(403), "{path}: {err}");
+            let null = opts.clone().header("Origin", "null");
+            assert_eq!(
+                WsClient::try_connect(&server.ws_url(path), null).await.err().and_then(|e| e.status()),
+                Some(403)
+            );
+        }
+    }
+    // No Origin, a loopback Origin, a configured Origin: MCP sessions work.
+    for origin in [None, Some("http://localhost:5173"), Some("http://127.0.0.1"), Some("https://app.example.com")] {
+        let mut opts = WsOptions::mcp();
+        if let Some(o) = origin {
+            opts = opts.header("Origin", o);
+        }
+        let mut c = WsClient::connect(&server.ws_url("/mcp"), opts).await;
+        c.mcp_initialize().await;
+        assert_eq!(c.request(1, "ping", Value::Null).await["result"], json!({}), "{origin:?}");
+    }
+    let scrape = reqwest_text(&server.http_url("/metrics")).await;
+    assert!(scrape.contains("exai_connections_rejected_total{reason=\"forbidden\"} 18"), "refusals counted");
+}
+
 #[actix_rt::test]
 async fn auth_token_required() {
     let token = "a-very-secret-token-123";

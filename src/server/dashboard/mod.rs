@@ -57,10 +57,6 @@ pub struct Monitoring {
     pub auditor: AiStatus,
     /// The auditor's sample rate.
     pub auditor_sample_rate: f64,
-    /// Extra allowed Host values (`server.allowed_hosts`).
-    pub allowed_hosts: Vec<String>,
-    /// Extra allowed Origin values (`server.allowed_origins`).
-    pub allowed_origins: Vec<String>,
     streams: AtomicUsize,
 }
 
@@ -87,8 +83,6 @@ impl Monitoring {
                 model_wired,
             },
             auditor_sample_rate: m.auditor_sample_rate,
-            allowed_hosts: cfg.server.allowed_hosts.clone(),
-            allowed_origins: cfg.server.allowed_origins.clone(),
             streams: AtomicUsize::new(0),
         }
     }
@@ -126,10 +120,7 @@ impl Drop for StreamSlot {
 
 /// Host, Origin and admin-token checks shared by every dashboard route.
 pub(crate) fn check(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let mon = &state.monitoring;
-    guard::check_host(req, &mon.allowed_hosts)
-        .and_then(|()| guard::check_origin(req, &mon.allowed_origins))
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    guard::check_access(req, &state.settings.access).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     match &state.admin_token {
         None => Ok(()),
         Some(t) if presented_token(req).is_some_and(|g| token_matches(t, &g)) => Ok(()),

@@ -34,12 +34,9 @@ use std::time::Duration;
 /// Configuration of the endpoint.
 #[derive(Clone)]
 pub struct McpHttpConfig {
-    /// Origins allowed besides loopback ones (`http(s)://localhost|127.0.0.1|[::1]`, any port);
-    /// exact match, or `*` for any.
-    pub allowed_origins: Vec<String>,
-    /// Host header values allowed besides loopback names and IPs (any port); an entry without
-    /// a port matches every port, `*` allows any.
-    pub allowed_hosts: Vec<String>,
+    /// Hosts and Origins allowed besides loopback ones (the core's rules,
+    /// [`exai_actors::access`]).
+    pub access: exai_actors::access::AccessPolicy,
     /// A session with no request, no call in flight and no open stream for this long ends.
     pub session_idle_secs: u64,
     /// Most sessions at once; `initialize` beyond that gets 503.
@@ -51,8 +48,7 @@ pub struct McpHttpConfig {
 impl Default for McpHttpConfig {
     fn default() -> Self {
         McpHttpConfig {
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
+            access: exai_actors::access::AccessPolicy::default(),
             session_idle_secs: 3600,
             max_sessions: 1000,
             auth_token: None,
@@ -63,8 +59,7 @@ impl Default for McpHttpConfig {
 impl fmt::Debug for McpHttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpHttpConfig")
-            .field("allowed_origins", &self.allowed_origins)
-            .field("allowed_hosts", &self.allowed_hosts)
+            .field("access", &self.access)
             .field("session_idle_secs", &self.session_idle_secs)
             .field("max_sessions", &self.max_sessions)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
@@ -121,8 +116,7 @@ impl McpHttp {
     }
 
     fn check_access(&self, req: &HttpRequest) -> Result<(), HttpError> {
-        guard::check_host(req, &self.cfg.allowed_hosts)?;
-        guard::check_origin(req, &self.cfg.allowed_origins)?;
+        guard::check_access(req, &self.cfg.access).map_err(|e| HttpError::Forbidden(e.to_string()))?;
         guard::check_auth(req, self.cfg.auth_token.as_deref())
     }
 

@@ -1,11 +1,14 @@
 //! Host (DNS rebinding), Origin and bearer-token checks.
 
 use super::*;
+use exai_actors::access::AccessPolicy;
 
 #[actix_web::test]
 async fn foreign_origin_is_403_with_a_jsonrpc_body() {
-    let fx =
-        fixture(McpHttpConfig { allowed_origins: vec!["https://app.example.com".into()], ..McpHttpConfig::default() });
+    let fx = fixture(McpHttpConfig {
+        access: AccessPolicy { allowed_origins: vec!["https://app.example.com".into()], ..AccessPolicy::default() },
+        ..McpHttpConfig::default()
+    });
     let app = app!(fx.http);
     let resp = send!(app, rpc(&init_body()).insert_header(("origin", "http://evil.example.com")));
     assert_eq!(resp.status(), 403);
@@ -21,7 +24,10 @@ async fn foreign_origin_is_403_with_a_jsonrpc_body() {
 
 #[actix_web::test]
 async fn foreign_host_is_403() {
-    let fx = fixture(McpHttpConfig { allowed_hosts: vec!["mcp.internal".into()], ..McpHttpConfig::default() });
+    let fx = fixture(McpHttpConfig {
+        access: AccessPolicy { allowed_hosts: vec!["mcp.internal".into()], ..AccessPolicy::default() },
+        ..McpHttpConfig::default()
+    });
     let app = app!(fx.http);
     // What the conformance scenario dns-rebinding-protection sends.
     let evil = rpc(&init_body())
