@@ -239,6 +239,7 @@ impl Dispatcher {
         let ctx = ToolContext {
             session_id: req.session_id,
             request_id: req.request_id,
+            call_id: Arc::from(uuid::Uuid::now_v7().to_string()),
             protocol: req.protocol,
             progress: req.progress,
             env: Arc::clone(&self.env),

@@ -3,8 +3,10 @@
 //! configured time, and scoped to the session that created them unless configured otherwise.
 //!
 //! Each exchange appends the user and the assistant message with idempotency keys derived
-//! from (conversation, request id, role), so a retried request stores nothing twice and a
-//! restart loses no stored turn. A thread is created only when its first exchange succeeds.
+//! from (conversation, the server's call id, role): a replayed journal record or a retried
+//! store write stores nothing twice, and two calls never share a key — clients reuse their
+//! JSON-RPC request ids (every connection starts again at 0 or 1), so a key built from the
+//! request id silently dropped the second turn that reused one. A thread is created only when its first exchange succeeds.
 //!
 //! Two ways to store a turn: directly through the store before the reply (`Conversations::new`),
 //! or write-behind (`Conversations::with_write_behind`): the turn goes into the
@@ -82,14 +84,14 @@ fn unavailable(e: crate::ports::StoreError) -> ToolError {
     ToolError::Unavailable(format!("conversation store: {e}"))
 }
 
-/// A message's idempotency key: the thread id, then a digest of the thread, the request and
+/// A message's idempotency key: the thread id, then a digest of the thread, the call and
 /// the role. The thread-id prefix keeps a thread's keys together in the unique index (thread
 /// ids are time-ordered, so new keys land at its end instead of on a random page).
-fn key(conversation: &str, request_id: &str, role: &str) -> String {
+fn key(conversation: &str, call_id: &str, role: &str) -> String {
     let mut h = Sha256::new();
     h.update(conversation.as_bytes());
     h.update([0]);
-    h.update(request_id.as_bytes());
+    h.update(call_id.as_bytes());
     h.update([0]);
     h.update(role.as_bytes());
     let digest = h.finalize();
@@ -191,7 +193,7 @@ impl Conversations {
     pub async fn record_exchange(
         &self,
         thread: &mut Thread,
-        request_id: &str,
+        call_id: &str,
         user: &str,
         assistant: &str,
         model: &str,
@@ -202,7 +204,7 @@ impl Conversations {
             thread.record.model = Some(model.to_string());
             thread.record.provider = Some(provider.to_string());
         }
-        self.record_step(thread, request_id, (user, json!({})), (assistant, metadata), Some(model)).await
+        self.record_step(thread, call_id, (user, json!({})), (assistant, metadata), Some(model)).await
     }
 
     /// Store one user/assistant pair with their metadata, creating the thread on its first

@@ -279,8 +279,13 @@ pub struct CallTiming {
 pub struct ToolContext {
     /// Logical session id.
     pub session_id: Arc<str>,
-    /// The caller's request id as text.
+    /// The caller's request id as text. Clients reuse ids (every new connection, every
+    /// `exai call` and every SDK after a reconnect starts again at 0 or 1), so it names the
+    /// request on its connection and nothing more: never key stored data by it.
     pub request_id: String,
+    /// The server's id for this call (UUIDv7, unique across calls, sessions and restarts):
+    /// what stored turns and vendor idempotency keys are derived from.
+    pub call_id: Arc<str>,
     /// Which protocol carried the call (`mcp-ws`, `mcp-http`, `legacy-ws`).
     pub protocol: &'static str,
     /// Progress and streaming output.

@@ -277,12 +277,13 @@ pub async fn call_model(ctx: &ToolContext, budget: &CallBudget, call: ChatCall) 
     ctx.env.providers.chat(ctx, call).await
 }
 
-/// A stable key per (session, request, tool, call number): a client retrying the same
-/// request id produces the same key, which vendors that honour `Idempotency-Key` dedupe.
+/// A stable key per (call, tool, provider call number): the retries of one provider call
+/// share it, which vendors that honour `Idempotency-Key` dedupe; two calls never share one
+/// (clients reuse request ids, so the request id cannot be part of it).
 fn idempotency_key(ctx: &ToolContext, tool: &str, n: u32) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [ctx.session_id.as_ref(), ctx.request_id.as_str(), tool, &n.to_string()] {
+    for part in [ctx.call_id.as_ref(), tool, &n.to_string()] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -352,7 +353,7 @@ pub async fn converse(
         .conversations
         .record_exchange(
             thread,
-            &ctx.request_id,
+            &ctx.call_id,
             &turn.prompt,
             &res.response.content,
             &res.model,

@@ -228,7 +228,7 @@ pub async fn record<T: Serialize>(
     if let (Value::Object(m), Value::Object(extra)) = (&mut meta, reply_meta) {
         m.extend(extra);
     }
-    let key = format!("{}#{tool}#{step_number}#{part}", ctx.request_id);
+    let key = format!("{}#{tool}#{step_number}#{part}", ctx.call_id);
     ctx.env
         .conversations
         .record_step(

@@ -357,6 +357,7 @@ impl Harness {
         let ctx = ToolContext {
             session_id: Arc::from("session-1"),
             request_id: String::new(),
+            call_id: Arc::from(""),
             protocol: "test",
             progress: ProgressSink::none(),
             env,
@@ -370,10 +371,12 @@ impl Harness {
         Harness::new(settings, move |_, req| Ok(answer(&req.model, content))).await
     }
 
-    /// Call `tool` with `args` under a fresh request id.
+    /// Call `tool` with `args` as a real client does: request id `1` every time (clients
+    /// restart their ids on every connection), a fresh server call id.
     pub async fn call(&self, tool: &dyn Tool, args: Value) -> Result<ToolOutput, ToolError> {
         let mut ctx = self.ctx.clone();
-        ctx.request_id = uuid::Uuid::new_v4().to_string();
+        ctx.request_id = "1".to_string();
+        ctx.call_id = Arc::from(uuid::Uuid::now_v7().to_string());
         let args: Map<String, Value> = match args {
             Value::Object(m) => m,
             _ => Map::new(),
