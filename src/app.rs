@@ -107,8 +107,13 @@ async fn start(
     tracing::info!(database = %store::redact_url(&url), "opening store");
     let store = store::open(&url, &store_options(&cfg, true)).await?;
     let runtime = Arc::new(RuntimeState::new(&settings));
+    let data_dir = std::path::Path::new(&cfg.storage.data_dir);
+    if data_dir.is_dir() {
+        runtime.storage.watch_dir(data_dir);
+    }
     let catalog = wiring::catalog(&cfg);
-    let toollog = ToolLogQueue::new(settings.toollog_queue, metrics.clone());
+    let toollog =
+        ToolLogQueue::new(settings.toollog_queue, metrics.clone()).with_storage_health(Arc::clone(&runtime.storage));
     let mut children: Vec<Box<dyn ChildSpec>> = Vec::new();
     let provider_arbiter = actix_rt::Arbiter::new();
     let providers = wiring::providers(
@@ -120,7 +125,8 @@ async fn start(
         &runtime.breakers,
         &mut children,
     );
-    let (conversations, journal) = wiring::conversations(&cfg, Arc::clone(&store), &metrics, &mut children).await?;
+    let (conversations, journal) =
+        wiring::conversations(&cfg, Arc::clone(&store), &metrics, &runtime.storage, &mut children).await?;
     let (files, root_problems) = wiring::files(&cfg);
     for p in root_problems {
         tracing::warn!("{p}");

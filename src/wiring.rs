@@ -117,6 +117,7 @@ pub async fn conversations(
     cfg: &Config,
     store: Arc<dyn Store>,
     metrics: &Metrics,
+    health: &Arc<exai_actors::storage_health::StorageHealth>,
     children: &mut Vec<Box<dyn ChildSpec>>,
 ) -> Result<(Arc<Conversations>, Option<Arc<WriteBehind>>), WriteBehindError> {
     let c = &cfg.conversations;
@@ -126,10 +127,10 @@ pub async fn conversations(
         cross_session: c.cross_session,
     };
     if !write_behind_enabled(cfg) {
-        return Ok((Arc::new(Conversations::new(store, settings)), None));
+        return Ok((Arc::new(Conversations::new(store, settings).with_storage_health(Arc::clone(health))), None));
     }
     let dir = PathBuf::from(&cfg.storage.data_dir).join("journal");
-    let wb = WriteBehind::open(&dir, Arc::clone(&store), 4096, metrics.clone()).await?;
+    let wb = WriteBehind::open(&dir, Arc::clone(&store), 4096, metrics.clone(), Arc::clone(health)).await?;
     let handle: ChildHandle<ConversationWriter> = ChildHandle::default();
     let w = Arc::clone(&wb);
     children.insert(
@@ -138,7 +139,9 @@ pub async fn conversations(
             ConversationWriter::new(Arc::clone(&w), Some(exit))
         })),
     );
-    Ok((Arc::new(Conversations::with_write_behind(store, settings, Arc::clone(&wb))), Some(wb)))
+    let conversations =
+        Conversations::with_write_behind(store, settings, Arc::clone(&wb)).with_storage_health(Arc::clone(health));
+    Ok((Arc::new(conversations), Some(wb)))
 }
 
 /// File access from `tools.allowed_roots` (default: the working directory). Returns problems

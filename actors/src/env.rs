@@ -78,6 +78,9 @@ pub struct RuntimeState {
     pub sessions_http: AtomicUsize,
     /// Providers' circuit-breaker states (written by the provider layer).
     pub breakers: crate::breakers::BreakerBoard,
+    /// Whether turns and log rows can be stored now (free space, writers failing on a full
+    /// disk): checked before a provider is called, reported by readiness.
+    pub storage: Arc<crate::storage_health::StorageHealth>,
 }
 
 impl RuntimeState {
@@ -95,6 +98,7 @@ impl RuntimeState {
             sessions_legacy: AtomicUsize::new(0),
             sessions_http: AtomicUsize::new(0),
             breakers: crate::breakers::BreakerBoard::default(),
+            storage: Arc::new(crate::storage_health::StorageHealth::new()),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod provider;
 pub mod result_cache;
 pub mod session;
 pub mod settings;
+pub mod storage_health;
 pub mod toollog;
 pub mod tools;
 pub mod watcher;

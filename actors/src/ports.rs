@@ -29,6 +29,10 @@ pub enum StoreError {
     /// Stored data could not be decoded (corrupt JSON metadata and the like).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The disk holding the database is full (SQLite `SQLITE_FULL`, PostgreSQL `53100`, or
+    /// `ENOSPC`): the write may succeed once space is freed.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
 }
 
 /// State of the schema migrations.

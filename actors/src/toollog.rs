@@ -15,7 +15,8 @@
 
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
-use crate::ports::{Store, ToolCallRecord};
+use crate::ports::{Store, StoreError, ToolCallRecord};
+use crate::storage_health::{StorageHealth, Writer};
 use actix::prelude::*;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
@@ -26,12 +27,19 @@ use std::time::Duration;
 pub struct ToolLogQueue {
     queue: Arc<ArrayQueue<ToolCallRecord>>,
     metrics: Metrics,
+    health: Arc<StorageHealth>,
 }
 
 impl ToolLogQueue {
     /// A queue holding at most `capacity` rows.
     pub fn new(capacity: usize, metrics: Metrics) -> ToolLogQueue {
-        ToolLogQueue { queue: Arc::new(ArrayQueue::new(capacity.max(1))), metrics }
+        ToolLogQueue { queue: Arc::new(ArrayQueue::new(capacity.max(1))), metrics, health: Arc::default() }
+    }
+
+    /// Report the writer's outcomes to `health` (a full disk marks storage degraded).
+    pub fn with_storage_health(mut self, health: Arc<StorageHealth>) -> ToolLogQueue {
+        self.health = health;
+        self
     }
 
     /// Enqueue a row; drops and counts it when the queue is full.
@@ -98,8 +106,8 @@ impl ToolLogWriter {
         let rows = self.queue.take(self.batch);
         self.state = WriterState::Writing;
         let store = Arc::clone(&self.store);
-        let metrics = self.queue.metrics.clone();
-        ctx.spawn(async move { write_batch(store, metrics, rows).await }.into_actor(self).map(|_, act, ctx| {
+        let queue = self.queue.clone();
+        ctx.spawn(async move { write_batch(store, queue, rows).await }.into_actor(self).map(|_, act, ctx| {
             act.state = WriterState::Idle;
             // Under load, keep writing back to back instead of waiting for the next tick.
             if act.queue.len() >= act.batch {
@@ -109,11 +117,18 @@ impl ToolLogWriter {
     }
 }
 
-async fn write_batch(store: Arc<dyn Store>, metrics: Metrics, rows: Vec<ToolCallRecord>) {
+async fn write_batch(store: Arc<dyn Store>, queue: ToolLogQueue, rows: Vec<ToolCallRecord>) {
     let n = rows.len() as u64;
+    let metrics = &queue.metrics;
     match store.record_tool_calls(&rows).await {
-        Ok(w) => metrics.toollog_written.inc_by(w),
+        Ok(w) => {
+            queue.health.wrote(Writer::ToolLog);
+            metrics.toollog_written.inc_by(w)
+        }
         Err(e) => {
+            if let StoreError::DiskFull(m) = &e {
+                queue.health.disk_full(Writer::ToolLog, m);
+            }
             metrics.toollog_dropped.with_label_values(&["write_failed"]).inc_by(n);
             tracing::warn!(error = %e, rows = n, "tool-call log batch write failed; batch dropped");
         }
@@ -142,7 +157,7 @@ impl Handler<Drain> for ToolLogWriter {
                 if rows.is_empty() {
                     break;
                 }
-                write_batch(Arc::clone(&store), queue.metrics.clone(), rows).await;
+                write_batch(Arc::clone(&store), queue.clone(), rows).await;
             }
         })
     }

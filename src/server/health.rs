@@ -28,7 +28,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         },
     };
     let actors = state.runtime.children();
-    let store_ok = store["reachable"] == json!(true) && store["migrations_current"] == json!(true);
+    // A full disk: turns and log rows cannot be stored, so new turns are refused.
+    let storage_problem = state.runtime.storage.problem();
+    let store_degraded = storage_problem.is_some();
+    let store_ok = store["reachable"] == json!(true) && store["migrations_current"] == json!(true) && !store_degraded;
     let actors_ok = actors.iter().all(|c| c.state == ChildState::Running);
     let shutting = state.runtime.is_shutting_down();
     let breakers = state.runtime.breakers.snapshot();
@@ -38,11 +41,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let ok = store_ok && actors_ok && !shutting && !all_open;
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
-        "store": { "backend": state.store.backend(), "detail": store },
+        "store": {
+            "backend": state.store.backend(),
+            "detail": store,
+            "status": if store_degraded { "degraded" } else { "ok" },
+            "problem": storage_problem,
+            "free_bytes": state.runtime.storage.free_bytes(),
+        },
         "actors": actors,
         "providers": state.catalog.providers(),
         "breakers": breakers,
-        "degraded": { "open_breakers": open },
+        "degraded": { "open_breakers": open, "store": store_degraded },
         "shutting_down": shutting,
     });
     if ok {

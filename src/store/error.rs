@@ -2,7 +2,8 @@
 //!
 //! Uniqueness, foreign-key, not-null and check violations become `Constraint`; decoding
 //! problems become `Corrupt`; migration failures become `Migration`; everything else
-//! (pool, I/O, protocol, other database errors) becomes `Unavailable`.
+//! (pool, I/O, protocol, other database errors) becomes `Unavailable`, except a full disk
+//! (SQLite `SQLITE_FULL`, PostgreSQL `53100`, `ENOSPC`), which becomes `DiskFull`.
 
 use exai_actors::ports::StoreError;
 use sqlx::error::ErrorKind;
@@ -11,6 +12,15 @@ use sqlx::migrate::MigrateError;
 /// Convert a sqlx error into a [`StoreError`].
 pub(crate) fn map_sqlx(err: sqlx::Error) -> StoreError {
     match err {
+        // SQLITE_FULL (13, also as an extended code), PostgreSQL disk_full (53100).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c == "53100" || c.parse::<i32>().is_ok_and(|n| n & 0xff == 13)) =>
+        {
+            StoreError::DiskFull(db.message().to_string())
+        }
+        sqlx::Error::Io(io) if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull => {
+            StoreError::DiskFull(io.to_string())
+        }
         sqlx::Error::Database(db) => match db.kind() {
             ErrorKind::UniqueViolation
             | ErrorKind::ForeignKeyViolation

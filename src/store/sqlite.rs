@@ -61,6 +61,8 @@ macro_rules! message_columns {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
+    /// How to open the writer connection again (after it got stuck, see [`Self::writer`]).
+    writer_opts: Option<(SqliteConnectOptions, i32)>,
 }
 
 /// The connection a write runs on: the dedicated writer, or a pooled one.
@@ -109,38 +111,41 @@ impl SqliteStore {
         }
         let pool =
             pool_opts.connect_with(connect_opts.clone()).await.map_err(|e| connect_failed(&redact_url(url), e))?;
-        let mut store = Self { pool, writer: None };
+        let mut store = Self { pool, writer: None, writer_opts: None };
         if opts.migrate {
             store.run_migrations().await?;
         }
         if !memory {
-            let workers = (opts.writer_nice > 0).then(super::priority::sqlite_workers);
-            let conn = connect_opts
-                .clone()
-                .pragma("cache_size", WRITER_CACHE_KIB)
-                .connect()
-                .await
-                .map_err(|e| connect_failed(&redact_url(url), e))?;
-            if let Some(before) = workers {
-                let after = super::priority::sqlite_workers();
-                if let Some(tid) = super::priority::lower_new_worker(&before, &after, opts.writer_nice) {
-                    tracing::debug!(
-                        thread = tid,
-                        nice = opts.writer_nice,
-                        "SQLite writer thread runs at background priority"
-                    );
-                }
-            }
+            let wopts = connect_opts.clone().pragma("cache_size", WRITER_CACHE_KIB);
+            let conn = open_writer(&wopts, opts.writer_nice).await.map_err(|e| connect_failed(&redact_url(url), e))?;
             store.writer = Some(Arc::new(tokio::sync::Mutex::new(Some(conn))));
+            store.writer_opts = Some((wopts, opts.writer_nice));
         }
         Ok(store)
     }
 
     /// The connection for a write: the dedicated writer (waiting for its turn), or a pooled
     /// connection for an in-memory database or after `close`.
+    ///
+    /// A writer left inside a transaction is replaced by a fresh connection first: when a
+    /// COMMIT fails because the disk is full, SQLite has already rolled the transaction back,
+    /// so the driver's own ROLLBACK fails too and its transaction depth stays above zero —
+    /// every later `BEGIN` would fail ("begin_with at non-zero transaction depth") until a
+    /// restart, even after space returns.
     async fn writer(&self) -> Result<WriteConn<'_>, StoreError> {
         if let Some(w) = &self.writer {
-            if let Ok(g) = tokio::sync::MutexGuard::try_map(w.lock().await, Option::as_mut) {
+            let mut slot = w.lock().await;
+            if slot.as_ref().is_some_and(|c| c.is_in_transaction()) {
+                if let Some((opts, nice)) = &self.writer_opts {
+                    tracing::warn!("SQLite writer connection left inside a failed transaction; opening a fresh one");
+                    let fresh = open_writer(opts, *nice).await.map_err(map_sqlx)?;
+                    if let Some(stuck) = slot.replace(fresh) {
+                        // Its worker thread ends when the handle goes; nothing is left to commit.
+                        drop(stuck);
+                    }
+                }
+            }
+            if let Ok(g) = tokio::sync::MutexGuard::try_map(slot, Option::as_mut) {
                 return Ok(WriteConn::Own(g));
             }
         }
@@ -156,6 +161,20 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Open the dedicated writer connection; with `nice > 0` its worker thread runs at
+/// background priority.
+async fn open_writer(opts: &SqliteConnectOptions, nice: i32) -> Result<SqliteConnection, sqlx::Error> {
+    let workers = (nice > 0).then(super::priority::sqlite_workers);
+    let conn = opts.clone().connect().await?;
+    if let Some(before) = workers {
+        let after = super::priority::sqlite_workers();
+        if let Some(tid) = super::priority::lower_new_worker(&before, &after, nice) {
+            tracing::debug!(thread = tid, nice, "SQLite writer thread runs at background priority");
+        }
+    }
+    Ok(conn)
 }
 
 fn is_memory(url: &str) -> bool {

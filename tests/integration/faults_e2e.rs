@@ -9,6 +9,7 @@
 //! kill -9 without resume (`client.rs`), scripted provider faults (`ai/faults.rs`), a
 //! conversation across a graceful restart (`ai/threads.rs`).
 
+mod disk_full;
 mod provider;
 mod restart;
 mod resume;

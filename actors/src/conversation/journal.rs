@@ -53,6 +53,13 @@ pub enum JournalError {
     Locked(String),
 }
 
+impl JournalError {
+    /// True when the write failed because the disk is full (`ENOSPC`).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, JournalError::Io { source, .. } if source.raw_os_error() == Some(28) || source.kind() == io::ErrorKind::StorageFull)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
     move |source| JournalError::Io { path: path.display().to_string(), source }
 }

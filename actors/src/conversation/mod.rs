@@ -18,8 +18,9 @@ pub mod writer;
 
 use crate::env::now_ms;
 use crate::error::ToolError;
-use crate::ports::{ConversationRecord, MessageRecord, MessageRole, NewMessage, Store};
+use crate::ports::{ConversationRecord, MessageRecord, MessageRole, NewMessage, Store, StoreError};
 use crate::provider::types::ChatMessage;
+use crate::storage_health::{StorageHealth, Writer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -74,6 +75,7 @@ pub struct Conversations {
     store: Arc<dyn Store>,
     settings: ConversationSettings,
     write_behind: Option<Arc<WriteBehind>>,
+    health: Arc<StorageHealth>,
 }
 
 fn bad(message: impl Into<String>) -> ToolError {
@@ -107,7 +109,14 @@ fn key(conversation: &str, call_id: &str, role: &str) -> String {
 impl Conversations {
     /// A service over `store`.
     pub fn new(store: Arc<dyn Store>, settings: ConversationSettings) -> Conversations {
-        Conversations { store, settings, write_behind: None }
+        Conversations { store, settings, write_behind: None, health: Arc::default() }
+    }
+
+    /// Refuse new turns while `health` says they cannot be stored, and report direct writes
+    /// to it (see [`crate::storage_health`]).
+    pub fn with_storage_health(mut self, health: Arc<StorageHealth>) -> Conversations {
+        self.health = health;
+        self
     }
 
     /// A service storing turns write-behind through `wb` (see the module doc).
@@ -116,7 +125,7 @@ impl Conversations {
         settings: ConversationSettings,
         wb: Arc<WriteBehind>,
     ) -> Conversations {
-        Conversations { store, settings, write_behind: Some(wb) }
+        Conversations { store, settings, write_behind: Some(wb), health: Arc::default() }
     }
 
     /// The limits.
@@ -127,6 +136,8 @@ impl Conversations {
     /// Continue `continuation_id` (checked: exists, not expired, same session, under the turn
     /// cap) or prepare a new thread for `tool`.
     pub async fn open(&self, continuation_id: Option<&str>, session: &str, tool: &str) -> Result<Thread, ToolError> {
+        // A turn that could not be stored must not be paid for: refuse it before the provider.
+        self.health.check()?;
         let now = now_ms();
         let Some(cid) = continuation_id.map(str::trim).filter(|c| !c.is_empty()) else {
             // Time-ordered (UUIDv7: 48-bit ms timestamp, 74 random bits): a new thread's rows
@@ -254,7 +265,13 @@ impl Conversations {
             thread.history.extend(stored);
             return Ok(());
         }
-        for rec in self.store.append_messages(&msgs).await.map_err(unavailable)? {
+        let appended = self.store.append_messages(&msgs).await;
+        match &appended {
+            Ok(_) => self.health.wrote(Writer::Conversations),
+            Err(StoreError::DiskFull(m)) => self.health.disk_full(Writer::Conversations, m),
+            Err(_) => {}
+        }
+        for rec in appended.map_err(unavailable)? {
             if !thread.history.iter().any(|h| h.id == rec.id) {
                 thread.history.push(rec);
                 thread.record.turn_count += 1;

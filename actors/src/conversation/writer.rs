@@ -5,7 +5,11 @@
 //! sees the answer, and a restart applies whatever the previous process had not (see
 //! [`WriteBehind::open`]). Consistency: a continuation of a thread with turns still queued
 //! waits until they are applied ([`WriteBehind::settled`]), so it always sees its history.
-//! Backpressure: at most `capacity` records wait; a caller beyond that waits for room.
+//! Backpressure: at most `capacity` records wait; a caller beyond that waits for room, at most
+//! [`ROOM_WAIT`], then gets an error naming the cause (never a hang while the store fails).
+//! Every outcome is reported to the [`StorageHealth`]: a full disk (journal or store) marks
+//! storage degraded, so new turns are refused before their provider call, and the first
+//! successful write clears it again.
 //!
 //! `ConversationWriter` (a supervised child of the coordinator):
 //! - states: `Idle` (queue empty, waiting to be woken), `Gathering` (woken, or just done with a
@@ -25,6 +29,7 @@ use super::journal::{frame, Journal, JournalError, TurnRecord};
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::ports::{Store, StoreError};
+use crate::storage_health::{StorageHealth, Writer};
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -58,6 +63,9 @@ struct Queue {
 
 /// Most records applied in one store transaction.
 const BATCH: usize = 128;
+
+/// Longest a caller waits for room in a full queue before its turn is refused.
+pub const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// Group commit: once woken from idle, the writer gathers turns this long before applying
 /// them, so a trickle of turns costs one transaction (one set of WAL pages) per window instead
@@ -93,6 +101,7 @@ pub struct WriteBehind {
     metrics: Metrics,
     paused: AtomicBool,
     isolate: AtomicBool,
+    health: Arc<StorageHealth>,
 }
 
 /// What one step of the writer did.
@@ -126,6 +135,7 @@ impl WriteBehind {
         store: Arc<dyn Store>,
         capacity: usize,
         metrics: Metrics,
+        health: Arc<StorageHealth>,
     ) -> Result<Arc<WriteBehind>, WriteBehindError> {
         let (journal, recovered) = Journal::open(dir, 64 * 1024 * 1024, 256 * 1024)?;
         for path in &recovered.torn {
@@ -168,6 +178,7 @@ impl WriteBehind {
             metrics,
             paused: AtomicBool::new(false),
             isolate: AtomicBool::new(false),
+            health,
         }))
     }
 
@@ -189,12 +200,19 @@ impl WriteBehind {
     /// When the journal cannot be written, the record goes to the store directly (after any
     /// earlier turns of its thread), so the caller still gets a stored turn or an error.
     pub async fn submit(&self, rec: TurnRecord) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + ROOM_WAIT;
         loop {
             let room = self.applied.notified();
-            if self.pending() < self.capacity {
+            let pending = self.pending();
+            if pending < self.capacity {
                 break;
             }
-            room.await;
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                let why = self.health.problem().unwrap_or_else(|| "the store is slow or failing".into());
+                return Err(StoreError::Unavailable(format!(
+                    "{pending} conversation turns are waiting for the store ({why}); this turn was not stored"
+                )));
+            }
         }
         let bytes = match frame(&rec) {
             Ok(b) => b,
@@ -217,17 +235,23 @@ impl WriteBehind {
         timer.observe_duration();
         match pushed {
             Ok(()) => {
+                self.health.wrote(Writer::Journal);
                 self.wake.notify_one();
                 Ok(())
             }
             Err(e) => {
+                if e.is_disk_full() {
+                    self.health.disk_full(Writer::Journal, &e.to_string());
+                }
                 tracing::warn!(error = %e, "conversation journal write failed; storing the turn directly");
                 self.metrics.conversation_writes.with_label_values(&["direct"]).inc();
                 self.settled(&cid).await;
-                match rec {
+                let res = match rec {
                     Some(r) => apply(self.store.as_ref(), &r).await,
                     None => Ok(()),
-                }
+                };
+                self.report(&res);
+                res
             }
         }
     }
@@ -263,6 +287,7 @@ impl WriteBehind {
             self.store.apply_turns(&recs).await
         };
         let mut batch = std::mem::take(&mut held.entries);
+        self.report(&res);
         match res {
             Ok(()) => {
                 self.isolate.store(false, Ordering::Relaxed);
@@ -295,6 +320,15 @@ impl WriteBehind {
                 self.requeue(batch);
                 Step::Failed(e)
             }
+        }
+    }
+
+    /// Tell the storage health how a store write went.
+    fn report(&self, res: &Result<(), StoreError>) {
+        match res {
+            Ok(()) => self.health.wrote(Writer::Conversations),
+            Err(StoreError::DiskFull(m)) => self.health.disk_full(Writer::Conversations, m),
+            Err(_) => {}
         }
     }
 

@@ -23,7 +23,7 @@ async fn exchange(c: &Conversations, cid: Option<&str>, n: u32) -> String {
 async fn turns_reach_the_store_in_order_and_a_continuation_sees_them() {
     let d = dir("order");
     let store = Arc::new(MemStore::default());
-    let wb = WriteBehind::open(&d, store.clone(), 16, Metrics::new().unwrap()).await.unwrap();
+    let wb = WriteBehind::open(&d, store.clone(), 16, Metrics::new().unwrap(), Default::default()).await.unwrap();
     let writer = ConversationWriter::new(Arc::clone(&wb), None).start();
     let c = Conversations::with_write_behind(store.clone(), ConversationSettings::default(), Arc::clone(&wb));
     let cid = exchange(&c, None, 1).await;
@@ -44,7 +44,7 @@ async fn a_restart_replays_turns_the_writer_never_applied() {
     let d = dir("replay");
     let store = Arc::new(MemStore::default());
     let cid = {
-        let wb = WriteBehind::open(&d, store.clone(), 16, Metrics::new().unwrap()).await.unwrap();
+        let wb = WriteBehind::open(&d, store.clone(), 16, Metrics::new().unwrap(), Default::default()).await.unwrap();
         wb.set_paused(true);
         let c = Conversations::with_write_behind(store.clone(), ConversationSettings::default(), Arc::clone(&wb));
         let cid = exchange(&c, None, 1).await;
@@ -55,7 +55,7 @@ async fn a_restart_replays_turns_the_writer_never_applied() {
         cid
     };
     let metrics = Metrics::new().unwrap();
-    let wb = WriteBehind::open(&d, store.clone(), 16, metrics.clone()).await.unwrap();
+    let wb = WriteBehind::open(&d, store.clone(), 16, metrics.clone(), Default::default()).await.unwrap();
     assert_eq!(metrics.conversation_journal_replayed.get(), 1);
     let c = Conversations::with_write_behind(store.clone(), ConversationSettings::default(), wb);
     let t = c.open(Some(&cid), "s1", "chat").await.unwrap();
