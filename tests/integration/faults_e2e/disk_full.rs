@@ -126,7 +126,7 @@ async fn a_full_disk_refuses_turns_before_the_provider_and_recovers_when_freed()
     // The turn stored after recovery survives a restart.
     drop(c);
     drop(server);
-    let server = ServerProcess::start(options(&m).data_dir(&data).set("conversations.cross_session", "true"));
+    let server = ServerProcess::start(options(&m).data_dir(&data));
     let mut c = mcp(&server).await;
     let r = call(&mut c, 1, "chat", json!({"prompt": "after restart", "continuation_id": cid})).await;
     ok(&r);
