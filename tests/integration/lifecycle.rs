@@ -137,3 +137,51 @@ fn migrate_reports_current_schema() {
     assert_eq!(v["current"], true);
     assert!(v["applied"].as_array().unwrap().len() >= 3);
 }
+
+#[test]
+fn serve_on_a_busy_port_fails_with_one_line_naming_the_address() {
+    let first = ServerProcess::start(ServerOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    let port = first.port().to_string();
+    let out = run_with_timeout(
+        exai()
+            .args(["serve", "--host", "127.0.0.1", "--port", &port, "--data-dir"])
+            .arg(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.is_some() && !out.success(), "{}", out.describe());
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {}", out.describe());
+    assert!(lines[0].contains(&format!("127.0.0.1:{port}")), "names the address: {}", out.describe());
+    assert!(lines[0].contains("in use"), "says why: {}", out.describe());
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("reactor"), "{}", out.describe());
+    // Nothing of the second server was created next to the refused bind.
+    assert!(!dir.path().join("exai.db").exists(), "the store is opened only after the bind");
+}
+
+#[test]
+fn call_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let server = ServerProcess::start(ServerOptions::new());
+    for _ in 0..3 {
+        // The reading end is closed before the result is written: every write gets EPIPE
+        // (what `exai call listmodels | head -c 10` meets when head has already exited).
+        let mut child = exai()
+            .args(["call", "listmodels", "--url", &server.ws_url("/mcp")])
+            .env_remove("EXAI_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "rc {status}; stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
