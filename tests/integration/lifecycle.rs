@@ -1,5 +1,5 @@
-//! Process-level behaviour of the real binary: staged shutdown on SIGTERM with a call in
-//! flight, supervision (a panicking actor is recreated), the CLI subcommands, and refusing
+//! Process-level behaviour of the real binary: staged shutdown on SIGTERM (and SIGHUP) with
+//! a call in flight, supervision (a panicking actor is recreated), the CLI subcommands, and refusing
 //! an unsafe bind.
 
 use crate::common::cmd::run_with_timeout;
@@ -41,6 +41,28 @@ async fn sigterm_lets_inflight_call_finish_then_exits_zero() {
     assert_eq!(close, Some(1001), "sessions close with 1001 on shutdown");
     let status = server.wait_exit(Duration::from_secs(20)).expect("server must exit");
     assert_eq!(status.code(), Some(0), "stderr: {}", server.stderr_text());
+}
+
+#[actix_rt::test]
+async fn sighup_drains_like_sigterm() {
+    let mut server = ServerProcess::start(ServerOptions::new().set("debug.fault_injection", "true"));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    c.mcp_initialize().await;
+    c.send_json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"debug_sleep","arguments":{"ms":1200,"text":"finished"}}})).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    server.signal("HUP");
+    assert!(server.wait_for_stderr("staged shutdown: draining", T), "{}", server.stderr_text());
+    // Draining: a new call is refused while the first one finishes.
+    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"version"}})).await;
+    let (refused, _) = c.recv_response(&json!(2), T).await;
+    assert_eq!(refused["result"]["structuredContent"]["error"]["code"], "SERVICE_UNAVAILABLE", "{refused}");
+    let (r, _) = c.recv_response(&json!(1), T).await;
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(r["result"]["content"][0]["text"], "finished");
+    let status = server.wait_exit(Duration::from_secs(20)).expect("server must exit");
+    assert_eq!(status.code(), Some(0), "staged shutdown, not death by signal: {status}");
+    let stderr = server.stderr_text();
+    assert!(stderr.contains("SIGHUP") && stderr.contains("staged shutdown complete"), "{stderr}");
 }
 
 #[actix_rt::test]
