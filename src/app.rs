@@ -84,6 +84,8 @@ fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
         max_connections: cfg.storage.max_connections,
         migrate,
         writer_nice: if crate::wiring::write_behind_enabled(cfg) { cfg.storage.writer_nice.min(19) as i32 } else { 0 },
+        acquire_timeout_ms: cfg.storage.acquire_timeout_ms,
+        probe_timeout_ms: cfg.storage.probe_timeout_ms,
         ..StoreOptions::default()
     }
 }
@@ -349,7 +351,7 @@ pub fn migrate(cfg: Config) -> Result<i32, AppError> {
     let rt = sys.runtime().tokio_runtime().handle().clone();
     let status = {
         let _entered = rt.enter();
-        let status = sys.block_on(store::migrate(&url));
+        let status = sys.block_on(store::migrate_with(&url, &store_options(&cfg, true)));
         drop(sys);
         status?
     };
