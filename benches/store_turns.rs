@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("bench.db").to_string_lossy().into_owned();
-    let opts = StoreOptions { max_connections: 4, migrate: true, busy_timeout_ms: 5_000, writer_nice: 0 };
+    let opts = StoreOptions { max_connections: 4, migrate: true, ..StoreOptions::default() };
     let store = rt.block_on(SqliteStore::connect(&url, &opts)).expect("open store");
     let mut n = 0u64;
     for _ in 0..PRELOAD / BATCH {

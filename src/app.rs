@@ -1,10 +1,21 @@
 //! Wiring: builds the actor system from a loaded [`Config`] and runs it.
 //!
-//! Start order: metrics and the error watcher's queue → telemetry → store (migrations
-//! applied) → runtime state, catalogue, tool registry, dispatcher → `SystemCoordinator`
-//! (which starts its children: the tool-call log writer, the error watcher and, when
-//! enabled, the auditor) and the dashboard's per-second sampler → HTTP server bound and announced with `EXAI_LISTENING <addr>` on stdout →
-//! run until the coordinator finishes staged shutdown and stops the system with its code.
+//! Start order: metrics and the error watcher's queue → telemetry → listening sockets bound
+//! (a busy address fails here, before anything else exists, as one line naming it) → store
+//! (migrations applied) → runtime state, catalogue, tool registry, dispatcher →
+//! `SystemCoordinator` (which starts its children: the tool-call log writer, the error watcher
+//! and, when enabled, the auditor) and the dashboard's per-second sampler → HTTP server
+//! started on the bound sockets and announced with `EXAI_LISTENING <addr>` on stdout → run
+//! until the coordinator finishes staged shutdown and stops the system with its code.
+//!
+//! The system runs, and is dropped, inside its tokio runtime's context. When the system stops
+//! (or start-up fails), the runner drops its `LocalSet` before the tokio runtime, and tokio
+//! does not enter the runtime's context for that. Whatever the local tasks still own is
+//! dropped there: an actor's context polls its actor one last time on drop (`started` of an
+//! actor that never ran creates timers), and a sqlx pool connection returns itself to its pool
+//! by spawning a task. Without a context both panic ("there is no reactor running", "this
+//! functionality requires a Tokio context"); inside it they are dropped as on any other
+//! cancellation.
 
 use crate::config::{Config, LogFormat};
 use crate::server::dashboard::samples::spawn_sampler;
@@ -46,7 +57,15 @@ pub enum AppError {
     /// The tool registry is inconsistent.
     #[error(transparent)]
     Registry(#[from] exai_actors::tools::registry::RegistryError),
-    /// Binding or running the server failed.
+    /// The listening address could not be bound (in use, not permitted, not local).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address as configured (`host:port`).
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Running the server failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
     /// The blob store could not be set up.
@@ -57,11 +76,16 @@ pub enum AppError {
     Journal(#[from] exai_actors::conversation::writer::WriteBehindError),
 }
 
+/// Pending-connection queue of each listening socket (actix-web's default).
+const LISTEN_BACKLOG: u32 = 1024;
+
 fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
     StoreOptions {
         max_connections: cfg.storage.max_connections,
         migrate,
         writer_nice: if crate::wiring::write_behind_enabled(cfg) { cfg.storage.writer_nice.min(19) as i32 } else { 0 },
+        acquire_timeout_ms: cfg.storage.acquire_timeout_ms,
+        probe_timeout_ms: cfg.storage.probe_timeout_ms,
         ..StoreOptions::default()
     }
 }
@@ -78,13 +102,55 @@ pub fn serve(cfg: Config) -> Result<i32, AppError> {
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sys = actix_rt::System::new();
-    let addrs = sys.block_on(start(cfg, ring, metrics, errors, true))?;
+    let rt = sys.runtime().tokio_runtime().handle().clone();
+    let _entered = rt.enter();
+    let addrs = match sys.block_on(start(cfg, ring, metrics, errors, true)) {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            drop(sys);
+            return Err(e);
+        }
+    };
     if let Some(a) = addrs.first() {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "EXAI_LISTENING {a}");
         let _ = out.flush();
     }
     Ok(sys.run_with_code()?)
+}
+
+/// Bind every address `host:port` resolves to before anything else starts, so that a busy or
+/// forbidden address is one clear error and no actor exists yet to be torn down. Succeeds when
+/// at least one address binds (as actix-web's own `bind` does).
+fn bind_listeners(host: &str, port: u16, backlog: u32) -> Result<Vec<std::net::TcpListener>, AppError> {
+    use std::net::ToSocketAddrs;
+    let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let listen_err = |source| AppError::Listen { addr: shown.clone(), source };
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(listen_err)?.collect();
+    let mut listeners = Vec::new();
+    let mut first_err = None;
+    for addr in addrs {
+        let bound = (|| {
+            let socket =
+                if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(backlog)?.into_std()
+        })();
+        match bound {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                first_err.get_or_insert(AppError::Listen { addr: addr.to_string(), source: e });
+            }
+        }
+    }
+    match (listeners.is_empty(), first_err) {
+        (false, _) => Ok(listeners),
+        (true, Some(e)) => Err(e),
+        (true, None) => {
+            Err(listen_err(std::io::Error::new(std::io::ErrorKind::NotFound, "the host resolves to no address")))
+        }
+    }
 }
 
 /// Start the whole server inside the current actix system without printing anything on stdout
@@ -102,6 +168,7 @@ async fn start(
     errors: Option<ErrorQueue>,
     listen_signals: bool,
 ) -> Result<Vec<SocketAddr>, AppError> {
+    let listeners = bind_listeners(&cfg.server.host, cfg.server.port, LISTEN_BACKLOG)?;
     let settings = Arc::new(cfg.core_settings());
     let url = cfg.database_url();
     tracing::info!(database = %store::redact_url(&url), "opening store");
@@ -241,8 +308,11 @@ async fn start(
     })
     .h1_allow_half_closed(false)
     .disable_signals()
-    .shutdown_timeout(settings.shutdown_deadline_secs + 5)
-    .bind((cfg.server.host.as_str(), cfg.server.port))?;
+    .shutdown_timeout(settings.shutdown_deadline_secs + 5);
+    let mut server = server;
+    for l in listeners {
+        server = server.listen(l)?;
+    }
     let addrs = server.addrs();
     let srv = server.run();
     let handle = srv.handle();
@@ -283,10 +353,16 @@ pub fn migrate(cfg: Config) -> Result<i32, AppError> {
     telemetry::init(&cfg.logging.level, format, 100, None)?;
     let url = cfg.database_url();
     let sys = actix_rt::System::new();
-    let status = sys.block_on(store::migrate(&url))?;
-    println!(
-        "{}",
-        serde_json::json!({ "database": store::redact_url(&url), "applied": status.applied, "known": status.known, "current": status.is_current() })
+    let rt = sys.runtime().tokio_runtime().handle().clone();
+    let status = {
+        let _entered = rt.enter();
+        let status = sys.block_on(store::migrate_with(&url, &store_options(&cfg, true)));
+        drop(sys);
+        status?
+    };
+    crate::term::out_line(
+        &serde_json::json!({ "database": store::redact_url(&url), "applied": status.applied, "known": status.known, "current": status.is_current() })
+        .to_string(),
     );
     Ok(if status.is_current() { 0 } else { 1 })
 }

@@ -103,7 +103,7 @@ pub fn run(args: &CleanupArgs, cfg: &Config) -> Result<i32, CleanupCliError> {
         if status != 200 {
             return Err(CleanupCliError::Refused { status, body: text });
         }
-        println!("{text}");
+        crate::term::out_line(&text);
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let outcome = v["summary"]["outcome"].as_str().unwrap_or("");
         eprintln!("cleanup run {}: {outcome} ({})", v["run_id"], v["summary"]["notes"].as_str().unwrap_or(""));

@@ -15,6 +15,7 @@ pub mod providers;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod term;
 pub mod watchers;
 pub mod wiring;
 pub mod wiring_files;

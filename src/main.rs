@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use exai::cli::{Cli, Command, ConfigCommand};
+use exai::term;
 use std::process::ExitCode;
 
 /// jemalloc: thread caches without glibc's bin consolidation. A tool call allocates and frees
@@ -18,9 +19,9 @@ fn main() -> ExitCode {
         Command::Migrate(args) => args.load().and_then(|cfg| exai::app::migrate(cfg).map_err(Into::into)),
         Command::Bench(opts) => exai::bench::run(&opts).map_err(Into::into).map(|out| {
             for line in out.lines() {
-                eprintln!("{line}");
+                term::err_line(&line);
             }
-            println!("{}", serde_json::to_string(&out).unwrap_or_default());
+            term::out_line(&serde_json::to_string(&out).unwrap_or_default());
             i32::from(out.failed())
         }),
         Command::Call(args) => Ok(i32::from(exai::client::call::run(&args))),
@@ -30,17 +31,17 @@ fn main() -> ExitCode {
         }
         Command::Config { command: ConfigCommand::Check(args) } => args.load().map(|cfg| {
             for w in &cfg.warnings {
-                eprintln!("warning: {w}");
+                term::err_line(&format!("warning: {w}"));
             }
-            println!("{}", cfg.render_redacted());
-            eprintln!("configuration is valid");
+            term::out_line(&cfg.render_redacted());
+            term::err_line("configuration is valid");
             0
         }),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("exai: {e}");
+            term::err_line(&format!("exai: {e}"));
             ExitCode::from(2)
         }
     }

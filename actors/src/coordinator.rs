@@ -7,7 +7,7 @@
 //! Messages taken: [`ChildExited`] (a child died; sent by its [`ExitNotifier`] on drop, which
 //! also runs when a handler panics), [`RegisterSession`] / [`UnregisterSession`] (one per
 //! connection), [`AttachServer`] (how to pause and stop the HTTP server), [`Shutdown`]
-//! (SIGTERM/SIGINT or an operator), [`CrashChild`] (fault injection, only when enabled).
+//! (SIGTERM, SIGINT or SIGHUP, or an operator), [`CrashChild`] (fault injection, only when enabled).
 //! Messages sent: [`Drain`] to children, [`DrainSession`] to sessions.
 //!
 //! actix does not restart a panicked actor by itself, so the coordinator keeps a factory per
@@ -479,7 +479,12 @@ impl Actor for SystemCoordinator {
 fn listen_for_signals(ctx: &mut Context<SystemCoordinator>) {
     use actix_rt::signal::unix::{signal, SignalKind};
     let me = ctx.address();
-    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT")] {
+    // SIGHUP drains exactly like SIGTERM: the configuration is not re-read (most of it is
+    // wired into the actors and sockets at start-up), and a hang-up must not kill the process
+    // with in-flight calls (the default action) and leave a `Restart=on-failure` unit down.
+    for (kind, name) in
+        [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT"), (SignalKind::hangup(), "SIGHUP")]
+    {
         let me = me.clone();
         match signal(kind) {
             Ok(mut s) => {

@@ -313,6 +313,19 @@ pub trait Store: DiagnosticsStore + Send + Sync + 'static {
     async fn record_tool_calls(&self, rows: &[ToolCallRecord]) -> Result<u64, StoreError>;
     /// Newest-first tool calls matching the query.
     async fn recent_tool_calls(&self, q: &ToolCallQuery) -> Result<Vec<ToolCallRecord>, StoreError>;
+    /// Retention of the tool-call log: delete at most `batch` of the oldest rows that either
+    /// started before `before_ms` or lie beyond the newest `keep_rows`; returns rows deleted
+    /// (fewer than `batch` means nothing more is due). `None` disables that limit. Stores
+    /// without a tool-call log delete nothing.
+    async fn prune_tool_calls(
+        &self,
+        before_ms: Option<i64>,
+        keep_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let _ = (before_ms, keep_rows, batch);
+        Ok(0)
+    }
     /// Insert or update a session row (by id).
     async fn upsert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     /// Mark a session closed.

@@ -1,7 +1,8 @@
 //! `exai call TOOL --args JSON`: one tool call for scripts. The result JSON goes to stdout,
 //! progress (with `--progress`) and errors to stderr. Exit codes: 0 success, 1 tool error
 //! (`isError: true` / legacy `ok: false`), 2 usage or connection error (bad `--args`, server
-//! unreachable, JSON-RPC error such as an unknown tool, timeout).
+//! unreachable, JSON-RPC error such as an unknown tool, timeout). A closed stdout or stderr
+//! (`exai call listmodels | head -c 10`) ends the command quietly, never with a panic.
 
 use super::{Client, ClientConfig, ClientError, Protocol};
 use serde_json::Value;
@@ -44,11 +45,11 @@ pub fn run(a: &CallArgs) -> u8 {
     let arguments: Value = match serde_json::from_str(&a.args) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            eprintln!("exai call: --args must be a JSON object");
+            crate::term::err_line("exai call: --args must be a JSON object");
             return 2;
         }
         Err(e) => {
-            eprintln!("exai call: --args is not valid JSON: {e}");
+            crate::term::err_line(&format!("exai call: --args is not valid JSON: {e}"));
             return 2;
         }
     };
@@ -62,14 +63,14 @@ pub fn run(a: &CallArgs) -> u8 {
         cfg.ready_wait = secs(a.connect_timeout);
         let client = Client::connect(cfg);
         if let Err(e) = client.wait_ready(secs(a.connect_timeout)).await {
-            eprintln!("exai call: {e}");
+            crate::term::err_line(&format!("exai call: {e}"));
             return 2;
         }
         let progress = if a.progress {
             let (tx, mut rx) = client.progress_channel();
             actix_rt::spawn(async move {
                 while let Some(p) = rx.recv().await {
-                    eprintln!("progress: {p}");
+                    crate::term::err_line(&format!("progress: {p}"));
                 }
             });
             Some(tx)
@@ -80,14 +81,15 @@ pub fn run(a: &CallArgs) -> u8 {
         client.close();
         match res {
             Ok(r) => {
-                println!("{}", serde_json::to_string_pretty(&r.value).unwrap_or_default());
+                // A reader that stopped early (`| head`) is not an error of the call.
+                crate::term::out_line(&serde_json::to_string_pretty(&r.value).unwrap_or_default());
                 u8::from(r.is_error)
             }
             Err(e) => {
                 if let ClientError::Rpc { data: Some(d), .. } = &e {
-                    eprintln!("exai call: {e} ({d})");
+                    crate::term::err_line(&format!("exai call: {e} ({d})"));
                 } else {
-                    eprintln!("exai call: {e}");
+                    crate::term::err_line(&format!("exai call: {e}"));
                 }
                 2
             }

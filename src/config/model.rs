@@ -306,6 +306,11 @@ pub struct StorageConfig {
     pub toollog_batch: usize,
     /// SQLite with write-behind: `nice` of the writer connection's thread (0 = unchanged).
     pub writer_nice: u32,
+    /// Longest wait for a pooled connection, milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: how long a reachability probe (readiness ping, reconnect attempt) waits,
+    /// milliseconds.
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -318,6 +323,8 @@ impl Default for StorageConfig {
             toollog_flush_ms: 200,
             toollog_batch: 1000,
             writer_nice: 10,
+            acquire_timeout_ms: 2_000,
+            probe_timeout_ms: 500,
         }
     }
 }

@@ -240,7 +240,9 @@ impl Checker<'_> {
         self.at_least_one("storage.toollog_queue", s.toollog_queue as u64)?;
         self.at_least_one("storage.toollog_flush_ms", s.toollog_flush_ms)?;
         self.at_least_one("storage.toollog_batch", s.toollog_batch as u64)?;
-        self.range("storage.writer_nice", u64::from(s.writer_nice), 0, 19)
+        self.range("storage.writer_nice", u64::from(s.writer_nice), 0, 19)?;
+        self.range("storage.acquire_timeout_ms", s.acquire_timeout_ms, 1, 600_000)?;
+        self.range("storage.probe_timeout_ms", s.probe_timeout_ms, 1, 60_000)
     }
 
     fn monitoring(&self) -> Result<(), ConfigError> {

@@ -6,7 +6,7 @@
 //! conversation row (`SELECT ... FOR UPDATE`) so sequence numbers never race.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use exai_actors::ports::{
@@ -14,8 +14,8 @@ use exai_actors::ports::{
     ToolCallRecord,
 };
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres, QueryBuilder};
 
 use super::error::{connect_failed, map_migrate, map_sqlx};
 use super::rows::{self, effective_limit, known_versions};
@@ -41,21 +41,30 @@ macro_rules! message_columns {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    connect_opts: PgConnectOptions,
 }
 
 impl PgStore {
     /// Connect to the `postgres://` / `postgresql://` URL and run the migrations when
-    /// `opts.migrate` is set. `opts.busy_timeout_ms` bounds the wait for a pooled connection.
+    /// `opts.migrate` is set. `opts.acquire_timeout_ms` bounds the wait for a pooled
+    /// connection.
+    ///
+    /// The first connection is made directly, not through the pool, so that a database that
+    /// cannot be reached is reported with the driver's own error ("Connection refused", a
+    /// failed login, an unknown host) instead of the pool's "pool timed out". A refused
+    /// connection is retried (a database still starting) until the acquire timeout.
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
         let connect_opts = PgConnectOptions::from_str(url.trim())
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))?;
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))?
+            .application_name("exai");
+        let within = Duration::from_millis(opts.acquire_timeout_ms.max(1));
+        let first = first_connection(&connect_opts, within).await.map_err(|e| connect_failed(&redact_url(url), e))?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(Duration::from_millis(opts.busy_timeout_ms.max(1_000)))
-            .connect_with(connect_opts.application_name("exai"))
-            .await
-            .map_err(|e| connect_failed(&redact_url(url), e))?;
-        let store = Self { pool };
+            .acquire_timeout(within)
+            .connect_lazy_with(connect_opts.clone());
+        let store = Self { pool, connect_opts };
         if opts.migrate {
             store.run_migrations().await?;
         }
@@ -71,6 +80,44 @@ impl PgStore {
     /// The underlying pool, for adapters of later features that share this database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A reachability probe for the [`Gate`](super::guard::Gate): one direct connection,
+    /// closed at once.
+    pub fn probe(&self) -> super::guard::Probe {
+        let opts = self.connect_opts.clone();
+        std::sync::Arc::new(move || {
+            let opts = opts.clone();
+            Box::pin(async move {
+                let conn = PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok(())
+            })
+        })
+    }
+}
+
+/// One direct connection, retrying a refused one with backoff until `within` has passed.
+async fn first_connection(opts: &PgConnectOptions, within: Duration) -> Result<PgConnection, sqlx::Error> {
+    let deadline = Instant::now() + within;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        match tokio::time::timeout(left, PgConnection::connect_with(opts)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(sqlx::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::ConnectionRefused && Instant::now() + backoff < deadline =>
+            {
+                tracing::debug!(error = %e, "database refused the connection; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let msg = format!("no connection within {} ms", within.as_millis());
+                return Err(sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, msg)));
+            }
+        }
     }
 }
 

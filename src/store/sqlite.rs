@@ -105,7 +105,7 @@ impl SqliteStore {
         let mut pool_opts = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(Duration::from_millis(opts.busy_timeout_ms.max(1_000)));
+            .acquire_timeout(Duration::from_millis(opts.acquire_timeout_ms.max(1)));
         if memory {
             pool_opts = pool_opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         }

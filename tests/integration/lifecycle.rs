@@ -1,5 +1,5 @@
-//! Process-level behaviour of the real binary: staged shutdown on SIGTERM with a call in
-//! flight, supervision (a panicking actor is recreated), the CLI subcommands, and refusing
+//! Process-level behaviour of the real binary: staged shutdown on SIGTERM (and SIGHUP) with
+//! a call in flight, supervision (a panicking actor is recreated), the CLI subcommands, and refusing
 //! an unsafe bind.
 
 use crate::common::cmd::run_with_timeout;
@@ -41,6 +41,28 @@ async fn sigterm_lets_inflight_call_finish_then_exits_zero() {
     assert_eq!(close, Some(1001), "sessions close with 1001 on shutdown");
     let status = server.wait_exit(Duration::from_secs(20)).expect("server must exit");
     assert_eq!(status.code(), Some(0), "stderr: {}", server.stderr_text());
+}
+
+#[actix_rt::test]
+async fn sighup_drains_like_sigterm() {
+    let mut server = ServerProcess::start(ServerOptions::new().set("debug.fault_injection", "true"));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    c.mcp_initialize().await;
+    c.send_json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"debug_sleep","arguments":{"ms":1200,"text":"finished"}}})).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    server.signal("HUP");
+    assert!(server.wait_for_stderr("staged shutdown: draining", T), "{}", server.stderr_text());
+    // Draining: a new call is refused while the first one finishes.
+    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"version"}})).await;
+    let (refused, _) = c.recv_response(&json!(2), T).await;
+    assert_eq!(refused["result"]["structuredContent"]["error"]["code"], "SERVICE_UNAVAILABLE", "{refused}");
+    let (r, _) = c.recv_response(&json!(1), T).await;
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(r["result"]["content"][0]["text"], "finished");
+    let status = server.wait_exit(Duration::from_secs(20)).expect("server must exit");
+    assert_eq!(status.code(), Some(0), "staged shutdown, not death by signal: {status}");
+    let stderr = server.stderr_text();
+    assert!(stderr.contains("SIGHUP") && stderr.contains("staged shutdown complete"), "{stderr}");
 }
 
 #[actix_rt::test]
@@ -136,4 +158,52 @@ fn migrate_reports_current_schema() {
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(v["current"], true);
     assert!(v["applied"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn serve_on_a_busy_port_fails_with_one_line_naming_the_address() {
+    let first = ServerProcess::start(ServerOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    let port = first.port().to_string();
+    let out = run_with_timeout(
+        exai()
+            .args(["serve", "--host", "127.0.0.1", "--port", &port, "--data-dir"])
+            .arg(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.is_some() && !out.success(), "{}", out.describe());
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {}", out.describe());
+    assert!(lines[0].contains(&format!("127.0.0.1:{port}")), "names the address: {}", out.describe());
+    assert!(lines[0].contains("in use"), "says why: {}", out.describe());
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("reactor"), "{}", out.describe());
+    // Nothing of the second server was created next to the refused bind.
+    assert!(!dir.path().join("exai.db").exists(), "the store is opened only after the bind");
+}
+
+#[test]
+fn call_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let server = ServerProcess::start(ServerOptions::new());
+    for _ in 0..3 {
+        // The reading end is closed before the result is written: every write gets EPIPE
+        // (what `exai call listmodels | head -c 10` meets when head has already exited).
+        let mut child = exai()
+            .args(["call", "listmodels", "--url", &server.ws_url("/mcp")])
+            .env_remove("EXAI_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "rc {status}; stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -3,6 +3,7 @@
 
 mod diagnostics;
 pub(crate) mod harness;
+mod reachability;
 mod turns;
 
 use std::sync::Arc;

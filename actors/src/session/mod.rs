@@ -331,7 +331,14 @@ impl WsSession {
             closed_at_ms: closed.then_some(now),
             metadata: serde_json::json!({ "peer_ip": self.info.peer.to_string() }),
         };
-        actix_rt::spawn(async move {
+        // A task of the worker's tokio runtime, not of its `LocalSet`: a write still running
+        // when the worker thread ends is then dropped inside the runtime's context (a pooled
+        // connection needs one to return itself), not while the `LocalSet` is torn down.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(session = %self.session_id, "no runtime; session row not recorded");
+            return;
+        };
+        rt.spawn(async move {
             let r = if closed { store.close_session(&rec.id, now).await } else { store.upsert_session(&rec).await };
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not record session");

@@ -36,6 +36,19 @@ where
     }
 }
 
+/// Run `test(url)` against a fresh PostgreSQL database when one is configured (a PostgreSQL
+/// only behaviour); says so and returns when none is.
+pub async fn on_postgres<F, Fut>(test: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match std::env::var(PG_ENV) {
+        Ok(admin) => on_fresh_pg_database(&admin, &test).await,
+        Err(_) => eprintln!("[store suite] {PG_ENV} unset: PostgreSQL-only test not run"),
+    }
+}
+
 async fn on_fresh_pg_database<F, Fut>(admin: &str, test: &F)
 where
     F: Fn(String) -> Fut,
