@@ -170,6 +170,12 @@ async fn start(
 ) -> Result<Vec<SocketAddr>, AppError> {
     let listeners = bind_listeners(&cfg.server.host, cfg.server.port, LISTEN_BACKLOG)?;
     let settings = Arc::new(cfg.core_settings());
+    if cfg.server.metrics_token.is_none() && !crate::config::is_loopback_host(&cfg.server.host) {
+        tracing::warn!(
+            host = %cfg.server.host,
+            "GET /metrics answers without a token on a non-loopback address; set server.metrics_token to guard it"
+        );
+    }
     let url = cfg.database_url();
     tracing::info!(database = %store::redact_url(&url), "opening store");
     let store = store::open(&url, &store_options(&cfg, true)).await?;
@@ -288,6 +294,8 @@ async fn start(
         session_deps,
         coordinator: coordinator.clone(),
         admin_token: cfg.server.admin_token.as_ref().map(|t| t.expose().to_string()),
+        admin_guard: cfg.server.admin_token.as_ref().or(cfg.server.auth_token.as_ref()).map(|t| t.expose().to_string()),
+        metrics_token: cfg.server.metrics_token.as_ref().map(|t| t.expose().to_string()),
         fault_injection: cfg.debug.fault_injection,
         mcp_http: http,
         monitoring,

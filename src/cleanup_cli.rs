@@ -1,8 +1,12 @@
-//! `exai cleanup [--dry-run]`: asks the running server (`POST /admin/cleanup`, admin token
-//! from the config) to run one staged cleanup, draws a progress bar on stderr from
+//! `exai cleanup [--dry-run] [--token T]`: asks the running server (`POST /admin/cleanup`)
+//! to run one staged cleanup, draws a progress bar on stderr from
 //! `GET /admin/cleanup` while it runs, and prints the report as JSON on stdout. Exit code
 //! 0 when the run completed (or was a dry run or had nothing to do), 1 when it was aborted
 //! or had failures, 2 when it could not run.
+//!
+//! The admin token: `--token`, else `server.admin_token` of the configuration this command
+//! loads (the server's own file and `EXAI_SERVER__ADMIN_TOKEN`), else `EXAI_TOKEN` (the
+//! variable `exai call`, `exai stdio` and `exai bench` read).
 
 use crate::cli::CommonArgs;
 use crate::config::Config;
@@ -20,7 +24,11 @@ pub struct CleanupArgs {
     /// Server base URL (default: http://<server.host>:<server.port>).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// Config flags (the admin token comes from server.admin_token).
+    /// The server's admin token (default: server.admin_token from the configuration, else
+    /// the EXAI_TOKEN environment variable).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Config flags.
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -28,9 +36,15 @@ pub struct CleanupArgs {
 /// Why `exai cleanup` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupCliError {
-    /// No admin token configured.
-    #[error("server.admin_token is not set: the cleanup endpoint needs it")]
+    /// No admin token given or configured.
+    #[error(
+        "no admin token: pass --token, set server.admin_token (EXAI_SERVER__ADMIN_TOKEN), or set EXAI_TOKEN; \
+         the cleanup endpoint needs the server's admin token"
+    )]
     NoToken,
+    /// The server has no cleanup endpoint (it runs without an admin token).
+    #[error("{0}/admin/cleanup does not exist: the server runs without server.admin_token, which the endpoint needs")]
+    NoEndpoint(String),
     /// HTTP failure.
     #[error("cleanup request failed: {0}")]
     Http(String),
@@ -74,7 +88,13 @@ fn draw(p: &Value) {
 
 /// Run it; returns the exit code.
 pub fn run(args: &CleanupArgs, cfg: &Config) -> Result<i32, CleanupCliError> {
-    let token = cfg.server.admin_token.as_ref().map(|t| t.expose().to_string()).ok_or(CleanupCliError::NoToken)?;
+    let token = args
+        .token
+        .clone()
+        .or_else(|| cfg.server.admin_token.as_ref().map(|t| t.expose().to_string()))
+        .or_else(|| std::env::var("EXAI_TOKEN").ok())
+        .filter(|t| !t.is_empty())
+        .ok_or(CleanupCliError::NoToken)?;
     let base = base_url(cfg, args.server.as_deref());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sys = actix_rt::System::new();
@@ -100,6 +120,9 @@ pub fn run(args: &CleanupArgs, cfg: &Config) -> Result<i32, CleanupCliError> {
         let status = res.status().as_u16();
         let body = res.body().limit(64 << 20).await.map_err(|e| CleanupCliError::Http(e.to_string()))?;
         let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 404 {
+            return Err(CleanupCliError::NoEndpoint(base));
+        }
         if status != 200 {
             return Err(CleanupCliError::Refused { status, body: text });
         }

@@ -1,5 +1,6 @@
 //! The command line: `exai serve`, `exai migrate`, `exai config check`, `exai bench`,
-//! `exai call`, `exai stdio`, `exai cleanup [--dry-run]`, `exai --version`.
+//! `exai call`, `exai stdio`, `exai cleanup [--dry-run]`, `exai health [--url URL]`,
+//! `exai --version`.
 //!
 //! Every subcommand loads the same layered config (defaults < file < `EXAI_*` env < flags);
 //! the flags here become the highest-precedence overrides.
@@ -32,6 +33,8 @@ pub enum Command {
     Stdio(Box<crate::client::stdio::StdioArgs>),
     /// Run one staged cleanup of unreferenced provider files on the running server.
     Cleanup(crate::cleanup_cli::CleanupArgs),
+    /// Check a health endpoint once (exit 0 when it answers 200, else 1); for container health checks.
+    Health(crate::health_cli::HealthArgs),
     /// Configuration tools.
     Config {
         /// Which config tool.

@@ -11,6 +11,7 @@ pub mod cleanup_cli;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod health_cli;
 pub mod providers;
 pub mod server;
 pub mod store;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Cleanup(args) => {
             args.common.load().and_then(|cfg| exai::cleanup_cli::run(&args, &cfg).map_err(Into::into))
         }
+        Command::Health(args) => Ok(exai::health_cli::run(&args)),
         Command::Config { command: ConfigCommand::Check(args) } => args.load().map(|cfg| {
             for w in &cfg.warnings {
                 term::err_line(&format!("warning: {w}"));

@@ -49,6 +49,7 @@ pub fn providers(
     let limits = cfg.provider_limits();
     let mut entries = Vec::new();
     for p in cfg.provider_configs().into_iter().filter(|p| p.enabled) {
+        metrics.register_provider(&p.name);
         let breaker = BreakerHandle::new(&p.name, p.breaker, metrics);
         board.register(breaker.clone());
         let (breaker_child, _) = BreakerActor::child(static_name(format!("breaker:{}", p.name)), breaker.clone());

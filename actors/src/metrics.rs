@@ -246,6 +246,13 @@ impl Metrics {
         for v in ["progress", "terminal"] {
             self.outbox_shed.with_label_values(&[v]);
         }
+        // The standard JSON-RPC codes on the MCP transports; invalid legacy frames.
+        for p in ["mcp-ws", "mcp-http"] {
+            for code in ["-32700", "-32600", "-32601", "-32602", "-32603"] {
+                self.protocol_errors.with_label_values(&[p, code]);
+            }
+        }
+        self.protocol_errors.with_label_values(&["legacy-ws", "invalid"]);
     }
 
     fn build() -> Result<Metrics, prometheus::Error> {
@@ -434,6 +441,22 @@ impl Metrics {
             if total > seen {
                 c.inc_by(total - seen);
             }
+        }
+    }
+
+    /// Make a configured provider's series visible (at zero) before its first request, so
+    /// that dashboards and alerts on errors, retries and fallbacks see a healthy system as
+    /// zero rather than as no data: requests, in-flight, the wait and request histograms,
+    /// errors and retries for every error class, fallbacks.
+    pub fn register_provider(&self, name: &str) {
+        self.provider_requests.with_label_values(&[name]);
+        self.provider_inflight.with_label_values(&[name]);
+        self.provider_fallbacks.with_label_values(&[name]);
+        self.provider_wait_seconds.with_label_values(&[name]);
+        self.provider_seconds.with_label_values(&[name]);
+        for class in crate::provider::types::ErrorClass::ALL {
+            self.provider_errors.with_label_values(&[name, class.as_str()]);
+            self.provider_retries.with_label_values(&[name, class.as_str()]);
         }
     }
 

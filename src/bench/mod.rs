@@ -78,8 +78,9 @@ pub struct BenchOptions {
     /// Client threads (connections are spread across them).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Token (sent as ?token= for MCP and in hello for legacy).
-    #[arg(long, env = "EXAI_BENCH_TOKEN")]
+    /// Token (sent as ?token= for MCP and in hello for legacy); or EXAI_TOKEN, as for `exai
+    /// call`, `exai stdio` and `exai cleanup` (EXAI_BENCH_TOKEN is still read when neither is set).
+    #[arg(long, env = "EXAI_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Open loop: offered calls per second over all connections.
     #[arg(long)]

@@ -70,7 +70,9 @@ pub fn run(o: &BenchOptions) -> Result<BenchOutput, BenchError> {
             host_port(&url).ok_or_else(|| BenchError::Options(format!("no host in {url}")))?.to_string(),
         ),
     };
-    let target = Target { url, protocol: o.protocol, tool: o.tool.clone(), args, token: o.token.clone() };
+    // EXAI_BENCH_TOKEN: the variable's older name.
+    let token = o.token.clone().or_else(|| std::env::var("EXAI_BENCH_TOKEN").ok().filter(|t| !t.is_empty()));
+    let target = Target { url, protocol: o.protocol, tool: o.tool.clone(), args, token };
     let latest = Arc::new(AtomicU64::new(0));
     let sampler = Sampler::start(rss_source.clone(), latest.clone());
     let live = Live::with_rss(latest.clone())?;

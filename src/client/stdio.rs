@@ -10,7 +10,9 @@
 //! reconnects with backoff: calls in flight get a JSON-RPC error (unless `--session-id` named
 //! the session and the daemon still has it: then their replies arrive after the reconnect), new
 //! calls wait for the reconnection up to `--reconnect-wait`. `--embedded` (or `--embedded-fallback` when no daemon
-//! answers) starts an in-process server on 127.0.0.1:0 and bridges to it.
+//! answers: at once when its port refuses the connection, else after `--connect-timeout`)
+//! starts an in-process server on 127.0.0.1:0 and bridges to it; without a configured data
+//! directory it keeps its data in [`platform_data_dir`], not in the working directory.
 
 use super::{Client, ClientConfig, ClientError, Protocol, RequestId};
 use crate::cli::CommonArgs;
@@ -72,6 +74,56 @@ pub enum StdioError {
     /// The embedded server did not start.
     #[error("embedded server: {0}")]
     Embedded(#[from] crate::app::AppError),
+}
+
+/// The embedded server's default data directory: `$XDG_DATA_HOME/exai`, else
+/// `$HOME/.local/share/exai` (the XDG base directory rule; relative values are ignored, as
+/// the specification says); `None` when neither variable gives an absolute path.
+pub fn platform_data_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<std::path::PathBuf> {
+    let absolute = |k: &str| var(k).map(std::path::PathBuf::from).filter(|p| p.is_absolute());
+    absolute("XDG_DATA_HOME")
+        .map(|d| d.join("exai"))
+        .or_else(|| absolute("HOME").map(|h| h.join(".local").join("share").join("exai")))
+}
+
+/// Open (and drop) a TCP connection to the daemon's address within `wait`: an error when it
+/// is refused, unreachable or does not answer in time. A URL it cannot read is not an error
+/// here (the client reports it).
+async fn probe(url: &str, wait: Duration) -> std::io::Result<()> {
+    let Some((host, port)) = ws_host_port(url) else {
+        return Ok(());
+    };
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(std::io::Error::new(e.kind(), format!("{host}:{port}: {e}"))),
+        Err(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{host}:{port}: no answer in {wait:?}")))
+        }
+    }
+}
+
+/// Host and port of a `ws://` / `wss://` URL.
+fn ws_host_port(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = match url.split_once("://") {
+        Some(("ws" | "http", r)) => (r, 80),
+        Some(("wss" | "https", r)) => (r, 443),
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']')?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default_port,
+        };
+        return Some((h.to_owned(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+        None if !authority.is_empty() => Some((authority.to_owned(), default_port)),
+        None => None,
+    }
 }
 
 fn secs(s: f64) -> Duration {
@@ -193,7 +245,17 @@ impl Bridge {
         let mut opts = self.args.server.clone();
         opts.host = Some("127.0.0.1".into());
         opts.port = Some(0);
-        let cfg = opts.load().map_err(|e| StdioError::Config(e.to_string()))?;
+        let mut cfg = opts.load().map_err(|e| StdioError::Config(e.to_string()))?;
+        // An editor starts the bridge in whatever directory it likes: unless a data directory
+        // was chosen (flag, file, environment), use the platform's, not `./data`.
+        if !cfg.sources.contains_key("storage.data_dir") {
+            if let Some(dir) = platform_data_dir(|k| std::env::var_os(k)) {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StdioError::Config(format!("cannot create data directory {}: {e}", dir.display())))?;
+                tracing::info!(data_dir = %dir.display(), "embedded server data directory");
+                cfg.storage.data_dir = dir.display().to_string();
+            }
+        }
         let token = cfg.server.auth_token.as_ref().map(|t| t.expose().to_string());
         let addr = crate::app::start_embedded(cfg, std::sync::Arc::clone(&self.ring)).await?;
         tracing::info!(%addr, "embedded exai server started");
@@ -236,21 +298,41 @@ impl Bridge {
         params: Option<Value>,
     ) -> Result<Result<Value, ClientError>, StdioError> {
         let wait = secs(self.args.connect_timeout);
+        let fallback = self.args.embedded_fallback && !*embedded;
+        // A refused connection is known at once: do not wait the whole connect timeout for a
+        // daemon that is not there.
+        if fallback {
+            if let Err(e) = probe(url, wait).await {
+                tracing::warn!(error = %e, "no daemon listens; starting an embedded server");
+                return self.fall_back(url, token, embedded, params, wait).await;
+            }
+        }
         let client = self.client_for(url, token, params.clone());
         match client.wait_ready(wait).await {
             Ok(hello) => Ok(Ok(hello)),
-            Err(e) if self.args.embedded_fallback && !*embedded => {
+            Err(e) if fallback => {
                 tracing::warn!(error = %e, "no daemon answered; starting an embedded server");
-                (*url, *token) = self.start_embedded().await?;
-                *embedded = true;
-                if let Some(old) = self.client.borrow_mut().take() {
-                    old.close();
-                }
-                let client = self.client_for(url, token, params);
-                Ok(client.wait_ready(wait).await)
+                self.fall_back(url, token, embedded, params, wait).await
             }
             Err(e) => Ok(Err(e)),
         }
+    }
+
+    async fn fall_back(
+        &self,
+        url: &mut String,
+        token: &mut Option<String>,
+        embedded: &mut bool,
+        params: Option<Value>,
+        wait: Duration,
+    ) -> Result<Result<Value, ClientError>, StdioError> {
+        (*url, *token) = self.start_embedded().await?;
+        *embedded = true;
+        if let Some(old) = self.client.borrow_mut().take() {
+            old.close();
+        }
+        let client = self.client_for(url, token, params);
+        Ok(client.wait_ready(wait).await)
     }
 
     async fn forward(self: Rc<Self>, client: Client, id: RequestId, method: String, params: Option<Value>) {
@@ -322,5 +404,38 @@ fn error_frame(id: &RequestId, e: &ClientError) -> String {
             &format!("exai daemon: {other}"),
             Some(json!({ "retryable": other.is_connection() })),
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_platform_data_dir_follows_xdg_then_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+        };
+        assert_eq!(platform_data_dir(env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")])), Some(PathBuf::from("/x/exai")));
+        assert_eq!(platform_data_dir(env(&[("HOME", "/h")])), Some(PathBuf::from("/h/.local/share/exai")));
+        // A relative XDG_DATA_HOME is ignored, as the specification says.
+        assert_eq!(
+            platform_data_dir(env(&[("XDG_DATA_HOME", "rel"), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.local/share/exai"))
+        );
+        assert_eq!(platform_data_dir(env(&[])), None);
+    }
+
+    #[test]
+    fn daemon_addresses_come_from_the_url() {
+        assert_eq!(ws_host_port("ws://127.0.0.1:8079/mcp"), Some(("127.0.0.1".into(), 8079)));
+        assert_eq!(ws_host_port("wss://example.com/mcp?token=x"), Some(("example.com".into(), 443)));
+        assert_eq!(ws_host_port("ws://[::1]:9/"), Some(("::1".into(), 9)));
+        assert_eq!(ws_host_port("ws://localhost"), Some(("localhost".into(), 80)));
+        assert_eq!(ws_host_port("not a url"), None);
+        assert_eq!(ws_host_port("ws://h:port/"), None);
     }
 }

@@ -109,6 +109,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("server.port", Kind::U16),
     k("server.auth_token", Kind::Secret),
     k("server.admin_token", Kind::Secret),
+    k("server.metrics_token", Kind::Secret),
     k("server.allowed_origins", Kind::List),
     k("server.allowed_hosts", Kind::List),
     k("server.max_message_bytes", Kind::U64),

@@ -73,8 +73,13 @@ pub struct ServerConfig {
     pub port: u16,
     /// Token clients must present (legacy `hello`, MCP upgrade, HTTP). At least 16 chars.
     pub auth_token: Option<Secret>,
-    /// Token for admin endpoints. At least 16 chars; admin endpoints are off when unset.
+    /// Token for admin endpoints, the dashboard and `/api/*`. At least 16 chars. When unset,
+    /// the dashboard and `/api/*` need `auth_token` (if set) and `POST /admin/shutdown` and
+    /// `/admin/cleanup` are off.
     pub admin_token: Option<Secret>,
+    /// Token `GET /metrics` requires (`Authorization: Bearer <token>`). At least 16 chars;
+    /// when unset `/metrics` is open.
+    pub metrics_token: Option<Secret>,
     /// Allowed browser `Origin` values; empty = only loopback origins.
     pub allowed_origins: Vec<String>,
     /// Allowed `Host` header names; empty = loopback names plus the bind host.
@@ -99,6 +104,7 @@ impl Default for ServerConfig {
             port: 8079,
             auth_token: None,
             admin_token: None,
+            metrics_token: None,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_message_bytes: 32 * 1024 * 1024,

@@ -1,16 +1,19 @@
 //! `Config::render_redacted`: the effective configuration as TOML, for `exai config check`.
 //!
-//! Every key is shown, in the documented order. Secrets appear as `<set>` / `<unset>`, the
-//! database URL with its password hidden; keys not at their default carry a comment naming
-//! their source (file, environment variable, override). Arrays of tables
-//! (`[[providers.custom]]`) are written as `[[...]]` blocks after their section's other keys,
-//! or as `key = []` when empty.
+//! Every key is shown, in the documented order, and the output is a config file that loads
+//! back to the same configuration (given the same secrets in the environment): secrets are
+//! written as comment lines (`# auth_token = "<set>"` / `"<unset>"`), and so is the database
+//! URL when it is the default one (derived from `storage.data_dir`) or its password had to be
+//! hidden; keys not at their default carry a comment naming their
+//! source (file, environment variable, override). Arrays of tables (`[[providers.custom]]`)
+//! are written as `[[...]]` blocks after their section's other keys, or as `key = []` when
+//! empty.
 
 use std::fmt::Write as _;
 
 use super::keys::{self, Kind};
 use super::model::Config;
-use super::secret::{redact_url, REDACTED, UNSET};
+use super::secret::{redact_url, HIDDEN_PASSWORD, REDACTED, UNSET};
 
 /// The value at a dotted path of a TOML tree.
 fn lookup<'a>(tree: &'a toml::Value, dotted: &str) -> Option<&'a toml::Value> {
@@ -51,7 +54,8 @@ fn comment(note: &str) -> String {
 }
 
 impl Config {
-    /// The effective configuration as valid TOML with secrets redacted.
+    /// The effective configuration as valid TOML with secrets redacted (as comments, so that
+    /// the text can be used as a config file).
     pub fn render_redacted(&self) -> String {
         let mut out = String::from("# exai effective configuration (secrets redacted)\n");
         let tree = match toml::Value::try_from(self) {
@@ -73,12 +77,22 @@ impl Config {
             let mut blocks = Vec::new();
             for spec in specs {
                 let current = node.and_then(|t| t.get(spec.field()));
+                let mut commented = false;
                 let (value, default_note) = match spec.kind {
-                    Kind::Secret => (toml::Value::from(if current.is_some() { REDACTED } else { UNSET }), None),
-                    Kind::DbUrl => (
-                        toml::Value::from(redact_url(&self.database_url())),
-                        self.storage.database_url.is_none().then_some("default: exai.db in storage.data_dir"),
-                    ),
+                    Kind::Secret => {
+                        commented = true;
+                        (toml::Value::from(if current.is_some() { REDACTED } else { UNSET }), None)
+                    }
+                    Kind::DbUrl => {
+                        // The default (derived from storage.data_dir) stays derived when the
+                        // text is loaded again, and a hidden password must not be loaded.
+                        let shown = redact_url(&self.database_url());
+                        commented = self.storage.database_url.is_none() || shown.contains(HIDDEN_PASSWORD);
+                        (
+                            toml::Value::from(shown),
+                            self.storage.database_url.is_none().then_some("default: exai.db in storage.data_dir"),
+                        )
+                    }
                     Kind::Tables(fields) if non_empty_array(current) => {
                         blocks.extend(current.and_then(toml::Value::as_array).map(|items| (spec, fields, items)));
                         continue;
@@ -88,6 +102,9 @@ impl Config {
                         None => continue,
                     },
                 };
+                if commented {
+                    out.push_str("# ");
+                }
                 let _ = write!(out, "{} = {value}", spec.field());
                 if let Some(note) = self.sources.get(spec.key).map(String::as_str).or(default_note) {
                     let _ = write!(out, "  # {}", comment(note));

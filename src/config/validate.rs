@@ -14,7 +14,7 @@ use super::secret::{redact_url, Secret};
 pub const MIN_MESSAGE_BYTES: u64 = 64 * 1024;
 /// Largest allowed `server.max_message_bytes` (1 GiB).
 pub const MAX_MESSAGE_BYTES: u64 = 1024 * 1024 * 1024;
-/// Shortest allowed token (`server.auth_token`, `server.admin_token`).
+/// Shortest allowed token (`server.auth_token`, `server.admin_token`, `server.metrics_token`).
 pub const MIN_TOKEN_CHARS: usize = 16;
 /// Most HTTP worker threads.
 pub const MAX_WORKERS: u64 = 1024;
@@ -26,6 +26,34 @@ pub const DATABASE_SCHEMES: &[&str] = &["sqlite:", "postgres://", "postgresql://
 pub const MAX_QUEUE_WAIT_MS: u64 = 600_000;
 /// Largest `tools.max_provider_calls_per_invocation`.
 pub const MAX_PROVIDER_CALLS: u64 = 20;
+
+/// Level names `logging.level` accepts (case-insensitive).
+pub const LEVEL_NAMES: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// What `logging.level` must look like, for its error message.
+const LEVELS_EXPECTED: &str = "comma-separated directives, each a level (trace, debug, info, warn, error, off) or \
+                               target=level, e.g. \"info\" or \"info,exai=debug\"";
+
+/// Why one `logging.level` directive is refused although `EnvFilter` would take it (it reads
+/// a bare word as a target name, so `loud` or `warning` would silently log nothing): a bare
+/// directive must be a level, and the level after `target=` must be one.
+fn bad_directive(d: &str) -> Option<String> {
+    let is_level = |w: &str| LEVEL_NAMES.iter().any(|l| l.eq_ignore_ascii_case(w.trim()));
+    let hint = |w: &str| match w.trim().to_ascii_lowercase().as_str() {
+        "warning" => format!("\"{}\" is not a level (did you mean \"warn\"?)", w.trim()),
+        "critical" | "fatal" => format!("\"{}\" is not a level (did you mean \"error\"?)", w.trim()),
+        _ => format!("\"{}\" is not a level", w.trim()),
+    };
+    // Span and field filters (`target[span{field=value}]=level`) are left to EnvFilter.
+    if d.contains('[') || d.contains('{') {
+        return None;
+    }
+    match d.rsplit_once('=') {
+        None if !is_level(d) => Some(hint(d)),
+        Some((_, lvl)) if !is_level(lvl) => Some(hint(lvl)),
+        _ => None,
+    }
+}
 
 /// Whether `host` (a valid `server.host`) is a loopback address or `localhost`.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -108,6 +136,7 @@ impl Checker<'_> {
         }
         self.token("server.auth_token", s.auth_token.as_ref())?;
         self.token("server.admin_token", s.admin_token.as_ref())?;
+        self.token("server.metrics_token", s.metrics_token.as_ref())?;
         if s.auth_token.is_none() && !is_loopback_host(&s.host) {
             return Err(self.fail(
                 "server.host",
@@ -162,6 +191,18 @@ impl Checker<'_> {
             MAX_PROVIDER_CALLS,
         )?;
         self.names("tools.allowed_roots", &t.allowed_roots, "directory paths, not empty, without spaces")?;
+        for root in &t.allowed_roots {
+            let problem = match std::fs::metadata(root) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(_) => "it is not a directory".to_owned(),
+                Err(e) => format!("it cannot be used: {e}"),
+            };
+            return Err(self.fail(
+                "tools.allowed_roots",
+                Some(format!("{root:?}")),
+                format!("existing directories; {root:?}: {problem}"),
+            ));
+        }
         self.at_least_one("tools.max_file_bytes", t.max_file_bytes)?;
         if t.max_total_file_bytes < t.max_file_bytes {
             return Err(self.fail(
@@ -275,14 +316,13 @@ impl Checker<'_> {
     fn logging(&self) -> Result<(), ConfigError> {
         let level = &self.cfg.logging.level;
         let parsed = !level.trim().is_empty() && tracing_subscriber::EnvFilter::try_new(level).is_ok();
-        if parsed {
-            Ok(())
-        } else {
-            Err(self.fail(
-                "logging.level",
-                Some(format!("{level:?}")),
-                "a tracing filter such as \"info\" or \"info,exai=debug\"",
-            ))
+        let mistake = level.split(',').map(str::trim).filter(|d| !d.is_empty()).find_map(bad_directive);
+        match (parsed, mistake) {
+            (true, None) => Ok(()),
+            (_, Some(hint)) => {
+                Err(self.fail("logging.level", Some(format!("{level:?}")), format!("{LEVELS_EXPECTED}; {hint}")))
+            }
+            (false, None) => Err(self.fail("logging.level", Some(format!("{level:?}")), LEVELS_EXPECTED)),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! Admin endpoints, protected by `server.admin_token` when one is configured.
+//! Admin endpoints, protected by `server.admin_token` when one is configured, else by
+//! `server.auth_token` (see [`AppState::admin_guard`]).
 //!
 //! `POST /admin/shutdown` starts staged shutdown; it exists only when an admin token is
 //! configured. `POST /admin/debug/crash/{child}` makes a supervised actor panic; it exists
 //! only when `debug.fault_injection` is enabled (tests use it to prove the coordinator
-//! recreates a panicked actor) and needs the admin token too when one is configured.
+//! recreates a panicked actor) and needs the admin token (or, without one, the auth token).
 //! `POST /admin/debug/error` (same conditions) logs an ERROR event with the message given in
 //! its JSON body `{"message": "..."}`, under the target `exai::debug` — tests use it to feed
 //! the error watcher.
@@ -15,7 +16,7 @@ use exai_actors::coordinator::{CrashChild, Shutdown};
 use serde_json::json;
 
 pub(super) fn authorized(req: &HttpRequest, state: &AppState) -> bool {
-    match &state.admin_token {
+    match &state.admin_guard {
         None => true,
         Some(t) => presented_token(req).is_some_and(|g| token_matches(t, &g)),
     }

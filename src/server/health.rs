@@ -1,13 +1,15 @@
 //! Health and metrics endpoints: `/health/live`, `/health/ready`, `/health/websocket` (JSON;
-//! 200 means healthy, 503 means not) and `/metrics` (Prometheus text format).
+//! 200 means healthy, 503 means not) and `/metrics` (Prometheus text format; needs
+//! `server.metrics_token` as `Authorization: Bearer <token>` when one is configured).
 //!
 //! Work in flight is never a fault: readiness depends on the store answering with current
 //! migrations, every supervised actor running, the server not shutting down, and — once
 //! providers report breaker states (`RuntimeState::breakers`) — at least one provider's
 //! breaker not being open. Open breakers are listed under `degraded` while others still serve.
 
+use super::ws::{presented_token, token_matches};
 use super::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use exai_actors::breakers::BreakerState;
 use exai_actors::env::ChildState;
 use serde_json::json;
@@ -93,7 +95,15 @@ pub async fn websocket(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus exposition (scrape-time gauges refreshed first).
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(t) = &state.metrics_token {
+        if !presented_token(&req).is_some_and(|g| token_matches(t, &g)) {
+            return HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", "Bearer"))
+                .content_type("text/plain; charset=utf-8")
+                .body("metrics token required (server.metrics_token): Authorization: Bearer <token>\n");
+        }
+    }
     state.metrics.refresh_runtime(&state.runtime, state.toollog.len());
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }

@@ -52,8 +52,13 @@ pub struct AppState {
     pub session_deps: SessionDeps,
     /// The coordinator.
     pub coordinator: Addr<SystemCoordinator>,
-    /// Admin token, if configured.
+    /// Admin token, if configured (the shutdown and cleanup routes exist only with one).
     pub admin_token: Option<String>,
+    /// The token that guards the admin surface (dashboard, `/api/*`, `/admin/*`):
+    /// `server.admin_token` when set, else `server.auth_token`; none when neither is set.
+    pub admin_guard: Option<String>,
+    /// `server.metrics_token`: when set, `GET /metrics` requires it.
+    pub metrics_token: Option<String>,
     /// Whether fault-injection routes exist.
     pub fault_injection: bool,
     /// Streamable HTTP sessions.

@@ -230,3 +230,66 @@ async fn dashboard_in_headless_chromium_shows_live_numbers() {
     let acked = http::get(&server.http_url("/api/auditor/observations?acknowledged=true"), &h).await.json();
     assert_eq!(acked["count"], 1);
 }
+
+#[actix_rt::test]
+async fn without_an_admin_token_the_auth_token_guards_the_admin_surface() {
+    const AUTH: &str = "only-the-auth-token-0123456789";
+    let server = ServerProcess::start(ServerOptions::new().auth_token(AUTH).set("debug.fault_injection", "true"));
+    let bearer = format!("Bearer {AUTH}");
+    let good = [("authorization", bearer.as_str())];
+    let wrong = [("authorization", "Bearer wrong-token-0123456789abc")];
+    let gets = [
+        "/dashboard",
+        "/dashboard/events",
+        "/api/overview",
+        "/api/timeseries?secs=60",
+        "/api/providers",
+        "/api/toolcalls?limit=5",
+        "/api/errors",
+        "/api/auditor/observations",
+    ];
+    for path in gets {
+        assert_eq!(http::get(&server.http_url(path), &[]).await.status, 401, "{path} without a token");
+        assert_eq!(http::get(&server.http_url(path), &wrong).await.status, 401, "{path} with a wrong token");
+    }
+    for path in ["/api/errors/1/resolve", "/api/auditor/observations/1/acknowledge"] {
+        let r = http::post_json(&server.http_url(path), &json!({}), &[]).await;
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.body);
+        // With the token the request gets through to the store (no such row).
+        let r = http::post_json(&server.http_url(path), &json!({}), &good).await;
+        assert_eq!(r.status, 404, "{path} with the token: {}", r.body);
+    }
+    let debug = http::post_json(&server.http_url("/admin/debug/error"), &json!({"message": "x"}), &[]).await;
+    assert_eq!(debug.status, 401, "the fault-injection routes are guarded too");
+    // With the token, as header or as ?token= (how the browser opens the page).
+    for path in ["/api/overview", "/api/toolcalls?limit=5", "/api/errors"] {
+        let r = http::get(&server.http_url(path), &good).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let page = http::get(&server.http_url(&format!("/dashboard?token={AUTH}")), &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>exai dashboard</title>"));
+    let o = http::get(&server.http_url(&format!("/api/overview?token={AUTH}")), &[]).await;
+    assert_eq!(o.status, 200);
+    assert_eq!(o.json()["server"]["name"], "exai");
+    // The refusal says which token is needed, without echoing any.
+    let r = http::get(&server.http_url("/api/overview"), &[]).await;
+    assert_eq!(r.json()["error"]["code"], "UNAUTHORIZED");
+    assert!(r.body.contains("server.auth_token") && !r.body.contains(AUTH), "{}", r.body);
+    // Shutdown and cleanup stay off without an admin token.
+    assert_eq!(http::post_json(&server.http_url("/admin/shutdown"), &json!({}), &good).await.status, 404);
+}
+
+#[actix_rt::test]
+async fn an_admin_token_replaces_the_auth_token_on_the_admin_surface() {
+    const AUTH: &str = "client-auth-token-0123456789";
+    let server = ServerProcess::start(ServerOptions::new().auth_token(AUTH).env("EXAI_SERVER__ADMIN_TOKEN", ADMIN));
+    let client = format!("Bearer {AUTH}");
+    let admin = bearer();
+    for path in ["/dashboard", "/api/overview"] {
+        let r = http::get(&server.http_url(path), &[("authorization", client.as_str())]).await;
+        assert_eq!(r.status, 401, "{path}: the client token is not the admin token");
+        let r = http::get(&server.http_url(path), &[("authorization", admin.as_str())]).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+}

@@ -17,6 +17,7 @@ mod lifecycle;
 mod malformed;
 mod mcp_ws;
 mod metrics;
+mod ops;
 mod probe;
 mod providers;
 mod resume;

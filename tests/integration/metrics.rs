@@ -207,3 +207,118 @@ async fn promtool_accepts_the_scrape_when_installed() {
     assert!(out.success(), "promtool check metrics failed:\n{}", out.describe());
     assert!(out.stdout.trim().is_empty() && out.stderr.trim().is_empty(), "promtool warnings:\n{}", out.describe());
 }
+
+#[actix_rt::test]
+async fn a_metrics_token_guards_the_scrape() {
+    const AUTH: &str = "client-auth-token-0123456789";
+    const METRICS: &str = "prometheus-scrape-token-0123456789";
+    // Without a metrics token /metrics stays open, even with an auth token set.
+    let open = ServerProcess::start(ServerOptions::new().auth_token(AUTH));
+    assert_eq!(http::get(&open.http_url("/metrics"), &[]).await.status, 200);
+    let server = ServerProcess::start(ServerOptions::new().auth_token(AUTH).env("EXAI_SERVER__METRICS_TOKEN", METRICS));
+    let r = http::get(&server.http_url("/metrics"), &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert!(r.body.contains("server.metrics_token") && !r.body.contains(METRICS), "{}", r.body);
+    let client = format!("Bearer {AUTH}");
+    assert_eq!(http::get(&server.http_url("/metrics"), &[("authorization", client.as_str())]).await.status, 401);
+    // As Prometheus sends it (`authorization: {credentials: ...}` = a bearer header).
+    let bearer = format!("Bearer {METRICS}");
+    let r = http::get(&server.http_url("/metrics"), &[("authorization", bearer.as_str())]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("exai_uptime_seconds"));
+    // Health stays open for probes.
+    assert_eq!(http::get(&server.http_url("/health/live"), &[]).await.status, 200);
+}
+
+/// A documented label: its name and the values the docs list (`None` when the list is
+/// open-ended or refers elsewhere).
+type DocLabel = (String, Option<Vec<String>>);
+
+/// The rows of the metrics table in docs/OBSERVABILITY.md: family and labels.
+fn documented_families() -> Vec<(String, Vec<DocLabel>)> {
+    let text = std::fs::read_to_string(crate::common::tools::repo_root().join("docs/OBSERVABILITY.md")).unwrap();
+    let ticked = |s: &str| -> Vec<String> {
+        s.split('`').enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, t)| t.to_string()).collect()
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| `exai_")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let name = cells[0].trim_start_matches("| ").trim_matches('`').to_string();
+        let mut labels = Vec::new();
+        let mut rest = cells[2];
+        // `name` (`value`, `value`), `name`, ...
+        while let Some(start) = rest.find('`') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('`') else { break };
+            let label = after[..end].to_string();
+            rest = &after[end + 1..];
+            let mut values = None;
+            if let Some(stripped) = rest.trim_start().strip_prefix('(') {
+                let close = stripped.find(')').unwrap_or(stripped.len());
+                let inside = &stripped[..close];
+                let listed = ticked(inside);
+                if !inside.contains('…') && !listed.is_empty() {
+                    values = Some(listed);
+                }
+                rest = stripped.get(close + 1..).unwrap_or("");
+            }
+            labels.push((label, values));
+        }
+        out.push((name, labels));
+    }
+    out
+}
+
+#[actix_rt::test]
+async fn the_docs_list_exactly_the_families_a_scrape_has() {
+    let server = server();
+    let (text, s) = scrape(&server).await;
+    let mut families: BTreeMap<String, BTreeMap<String, std::collections::BTreeSet<String>>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        families.entry(line.split_whitespace().nth(2).unwrap().to_string()).or_default();
+    }
+    for (series, labels) in s.0.keys() {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| series.strip_suffix(suffix).filter(|f| families.contains_key(*f)))
+            .unwrap_or(series);
+        let entry = families.get_mut(family).unwrap_or_else(|| panic!("{series} has no # TYPE line"));
+        for (k, v) in labels.iter().filter(|(k, _)| k != "le") {
+            entry.entry(k.clone()).or_default().insert(v.clone());
+        }
+    }
+    let docs = documented_families();
+    let documented = |family: &str| {
+        docs.iter().any(|(d, _)| d == family || d.strip_suffix('*').is_some_and(|prefix| family.starts_with(prefix)))
+    };
+    let missing: Vec<&String> = families.keys().filter(|f| !documented(f)).collect();
+    assert!(missing.is_empty(), "families in the scrape but not in docs/OBSERVABILITY.md: {missing:?}");
+    for (name, labels) in &docs {
+        if name.ends_with('*') {
+            assert!(families.keys().any(|f| f.starts_with(name.trim_end_matches('*'))), "{name}: nothing matches");
+            continue;
+        }
+        let scraped = families.get(name).unwrap_or_else(|| panic!("{name} is documented but not in the scrape"));
+        let names: Vec<&String> = labels.iter().map(|(l, _)| l).collect();
+        let got: Vec<&String> = scraped.keys().collect();
+        let mut want = names.clone();
+        want.sort();
+        assert_eq!(got, want, "{name}: label names in the scrape vs the docs");
+        for (label, values) in labels {
+            for v in values.iter().flatten() {
+                assert!(scraped[label].contains(v), "{name}: documented {label}=\"{v}\" is not exported (at zero)");
+            }
+        }
+    }
+    // Provider series are there at zero before any provider request.
+    for (name, labels) in [
+        ("exai_provider_errors_total", vec![("provider", "kimi"), ("class", "server")]),
+        ("exai_provider_retries_total", vec![("provider", "glm"), ("class", "rate_limit")]),
+        ("exai_provider_fallbacks_total", vec![("provider", "kimi")]),
+        ("exai_provider_requests_total", vec![("provider", "glm")]),
+        ("exai_protocol_errors_total", vec![("protocol", "mcp-ws"), ("code", "-32602")]),
+    ] {
+        assert_eq!(s.value(name, &labels), 0.0, "{name}{labels:?}");
+    }
+}

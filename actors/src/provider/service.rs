@@ -96,8 +96,13 @@ pub struct ProviderSet {
 fn tool_error(provider: &str, e: ProviderError) -> ToolError {
     match e {
         ProviderError::Cancelled => ToolError::Cancelled { reason: "provider request aborted".into() },
-        ProviderError::OverCapacity { retry_after_secs, .. } | ProviderError::CircuitOpen { retry_after_secs, .. } => {
-            ToolError::OverCapacity { message: e.to_string(), retry_after_secs }
+        // `ToolError::OverCapacity` adds "; retry after Ns" itself.
+        ProviderError::OverCapacity { provider, limit, retry_after_secs } => ToolError::OverCapacity {
+            message: format!("provider {provider} is at capacity ({limit})"),
+            retry_after_secs,
+        },
+        ProviderError::CircuitOpen { provider, retry_after_secs } => {
+            ToolError::OverCapacity { message: format!("circuit open for provider {provider}"), retry_after_secs }
         }
         other => ToolError::Provider { provider: provider.to_string(), message: other.to_string() },
     }
@@ -266,9 +271,14 @@ impl ProviderSet {
                     continue;
                 }
             };
+            let queued = Instant::now();
             let (permits, waited) = match self.permits(entry).await {
                 Ok(p) => p,
                 Err(e) => {
+                    // A wait that ended without permits is provider wait too.
+                    if let Some(t) = timing {
+                        t.provider_wait_ms.set(t.provider_wait_ms.get() + queued.elapsed().as_secs_f64() * 1000.0);
+                    }
                     last = Some((entry.name.clone(), e));
                     continue;
                 }

@@ -128,6 +128,18 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class (the metrics pre-register one series per class and provider).
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::RateLimit,
+        ErrorClass::Timeout,
+        ErrorClass::Auth,
+        ErrorClass::Server,
+        ErrorClass::Network,
+        ErrorClass::Client,
+        ErrorClass::Protocol,
+        ErrorClass::Local,
+    ];
+
     /// Metrics label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -78,7 +78,7 @@ impl WsSession {
         let op = match legacy::parse(text) {
             Ok(op) => op,
             Err(e) => {
-                self.env().metrics.protocol_errors.with_label_values(&["legacy", "invalid"]).inc();
+                self.env().metrics.protocol_errors.with_label_values(&["legacy-ws", "invalid"]).inc();
                 return self.send(legacy::op_error(&e), true, ctx);
             }
         };

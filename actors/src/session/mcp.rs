@@ -52,7 +52,7 @@ impl WsSession {
                     jsonrpc::ParseError::NotJson(_) => "-32700",
                     jsonrpc::ParseError::Invalid { .. } => "-32600",
                 };
-                self.env().metrics.protocol_errors.with_label_values(&["mcp", code]).inc();
+                self.env().metrics.protocol_errors.with_label_values(&["mcp-ws", code]).inc();
                 self.send(e.to_frame(), true, ctx);
             }
             Ok(Incoming::Request { id, method, params }) => self.on_mcp_request(id, &method, params, ctx),
@@ -65,7 +65,7 @@ impl WsSession {
 
     fn rpc_error(&mut self, id: &RequestId, e: RpcError, ctx: &mut Context<Self>) {
         let code = e.code.to_string();
-        self.env().metrics.protocol_errors.with_label_values(&["mcp", &code]).inc();
+        self.env().metrics.protocol_errors.with_label_values(&["mcp-ws", &code]).inc();
         self.send(e.to_frame(Some(id)), true, ctx);
     }
 

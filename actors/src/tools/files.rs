@@ -3,7 +3,12 @@
 //! Paths are resolved on the server (the client sends paths, not contents): made absolute,
 //! canonicalised (symlinks resolved), and must then lie under one of the canonical allowed
 //! roots — so `..` and symlinks cannot escape. Sizes are capped per file and per call.
-//! Contents are never logged; errors name the path and the limit only.
+//! Contents are never logged; errors name the path as the caller gave it and the limit only.
+//!
+//! Every refusal of a path — it does not exist, it lies outside the roots (directly or
+//! through a symlink), it is not a regular file, it cannot be opened — is the same message
+//! naming the path as given ([`refusal`]): a caller cannot learn whether a file outside the
+//! roots exists or where a symlink points.
 
 use crate::error::ToolError;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,11 @@ pub struct FileAccess {
     pub max_file_bytes: u64,
     /// Largest total per call, bytes.
     pub max_total_bytes: u64,
+}
+
+/// The one message for a path that cannot be used, whatever the reason.
+pub fn refusal(raw: &str) -> String {
+    format!("{raw:?} is not a readable regular file under the allowed roots (tools.allowed_roots)")
 }
 
 /// A file read for a prompt.
@@ -50,6 +60,10 @@ impl FileAccess {
         ToolError::InvalidArguments { field: field.to_string(), message }
     }
 
+    fn refused(field: &str, raw: &str) -> ToolError {
+        Self::invalid(field, refusal(raw))
+    }
+
     /// Resolve and check one path (must exist and be a regular file under a root).
     pub async fn resolve(&self, field: &str, raw: &str) -> Result<(PathBuf, u64), ToolError> {
         let p = Path::new(raw);
@@ -66,21 +80,16 @@ impl FileAccess {
                 }
             }
         };
-        let canon = tokio::fs::canonicalize(&abs)
-            .await
-            .map_err(|e| Self::invalid(field, format!("cannot open {}: {e}", abs.display())))?;
+        let Ok(canon) = tokio::fs::canonicalize(&abs).await else {
+            return Err(Self::refused(field, raw));
+        };
         if !self.roots.iter().any(|r| canon.starts_with(r)) {
-            return Err(Self::invalid(
-                field,
-                format!("{} is outside the allowed roots (tools.allowed_roots)", canon.display()),
-            ));
+            return Err(Self::refused(field, raw));
         }
-        let meta = tokio::fs::metadata(&canon)
-            .await
-            .map_err(|e| Self::invalid(field, format!("cannot stat {}: {e}", canon.display())))?;
-        if !meta.is_file() {
-            return Err(Self::invalid(field, format!("{} is not a regular file", canon.display())));
-        }
+        let meta = match tokio::fs::metadata(&canon).await {
+            Ok(m) if m.is_file() => m,
+            _ => return Err(Self::refused(field, raw)),
+        };
         Ok((canon, meta.len()))
     }
 
@@ -94,11 +103,7 @@ impl FileAccess {
             if len > self.max_file_bytes {
                 return Err(Self::invalid(
                     &f,
-                    format!(
-                        "{} is {len} bytes; the limit is {} (tools.max_file_bytes)",
-                        path.display(),
-                        self.max_file_bytes
-                    ),
+                    format!("{raw:?} is {len} bytes; the limit is {} (tools.max_file_bytes)", self.max_file_bytes),
                 ));
             }
             total += len;
@@ -108,11 +113,8 @@ impl FileAccess {
                     format!("files total more than {} bytes (tools.max_total_file_bytes)", self.max_total_bytes),
                 ));
             }
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|e| Self::invalid(&f, format!("cannot read {}: {e}", path.display())))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Self::invalid(&f, format!("{} is not UTF-8 text", path.display())))?;
+            let bytes = tokio::fs::read(&path).await.map_err(|_| Self::refused(&f, raw))?;
+            let text = String::from_utf8(bytes).map_err(|_| Self::invalid(&f, format!("{raw:?} is not UTF-8 text")))?;
             out.push(ReadFile { path, text });
         }
         Ok(out)
@@ -140,10 +142,31 @@ mod tests {
         assert!(problems.is_empty());
         let r = fa.read_texts("files", &["a.txt".into()]).await.unwrap();
         assert_eq!(r[0].text, "hello");
-        let e = fa.read_texts("files", &["../outside/secret.txt".into()]).await.unwrap_err();
-        assert!(e.to_string().contains("outside the allowed roots"), "{e}");
+        // Outside the roots, existing or not, through `..`, an absolute path or a symlink, or
+        // not a file: one message naming the path as given, never the target or the OS error.
+        let secret = outside.join("secret.txt").display().to_string();
+        let missing = outside.join("missing.txt").display().to_string();
+        #[allow(unused_mut)]
+        let mut refused = vec![
+            "../outside/secret.txt".to_string(),
+            "../outside/missing.txt".to_string(),
+            secret.clone(),
+            missing.clone(),
+            "nothing-here.txt".to_string(),
+            ".".to_string(),
+        ];
         #[cfg(unix)]
-        assert!(fa.read_texts("files", &["link.txt".into()]).await.is_err());
+        {
+            std::os::unix::fs::symlink(outside.join("missing.txt"), root.join("dangling.txt")).unwrap();
+            refused.extend(["link.txt".to_string(), "dangling.txt".to_string()]);
+        }
+        for raw in &refused {
+            let e = fa.read_texts("files", std::slice::from_ref(raw)).await.unwrap_err();
+            let ToolError::InvalidArguments { message, .. } = &e else { panic!("{e:?}") };
+            assert_eq!(message, &refusal(raw), "{raw}");
+            assert!(!message.contains("outside/") || raw.contains("outside/"), "the target leaked: {message}");
+            assert!(!message.contains("No such file") && !message.contains("os error"), "{message}");
+        }
         let e = fa.read_texts("files", &["big.txt".into()]).await.unwrap_err();
         assert!(e.to_string().contains("tools.max_file_bytes"));
         let _ = std::fs::remove_dir_all(&base);

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use super::leaf_keys;
 use crate::config::legacy::{LEGACY, UNSUPPORTED};
 use crate::config::{keys, Config, LoadOptions};
 
@@ -13,12 +12,11 @@ fn repo_file(name: &str) -> PathBuf {
 #[test]
 fn config_md_mentions_every_key_and_env_var() {
     let docs = std::fs::read_to_string(repo_file("docs/CONFIG.md")).unwrap();
-    let rendered: toml::Table = Config::default().render_redacted().parse().unwrap();
     let mut count = 0;
-    for dotted in leaf_keys(&toml::Value::Table(rendered)) {
+    for dotted in keys::KEYS.iter().map(|s| s.key) {
         let key = format!("`{dotted}`");
         assert!(docs.contains(&key), "docs/CONFIG.md does not document {key}");
-        let spec = keys::spec(&dotted).unwrap();
+        let spec = keys::spec(dotted).unwrap();
         match spec.kind {
             keys::Kind::Tables(fields) => {
                 for f in fields {

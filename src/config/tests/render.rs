@@ -25,12 +25,19 @@ fn secrets_never_appear_in_render_or_debug() {
         assert!(!text.contains(ADMIN), "admin token leaked: {text}");
         assert!(!text.contains(DB_PASSWORD), "db password leaked: {text}");
     }
-    assert!(rendered.contains("auth_token = \"<set>\""), "{rendered}");
-    assert!(rendered.contains("admin_token = \"<set>\""), "{rendered}");
+    // Secrets, and a URL whose password is hidden, are comment lines: feeding the text back
+    // as a config file must not set a token to "<set>" or a password to "<hidden>".
     assert!(
-        rendered.contains("database_url = \"postgres://exai:<hidden>@db:5432/exai?sslmode=require\""),
+        rendered.contains("\n# auth_token = \"<set>\"  # environment variable EXAI_SERVER__AUTH_TOKEN"),
         "{rendered}"
     );
+    assert!(rendered.contains("\n# admin_token = \"<set>\""), "{rendered}");
+    assert!(
+        rendered.contains("\n# database_url = \"postgres://exai:<hidden>@db:5432/exai?sslmode=require\""),
+        "{rendered}"
+    );
+    let table = rendered.parse::<toml::Table>().unwrap();
+    assert!(table["server"].get("auth_token").is_none() && table["storage"].get("database_url").is_none());
     let core = format!("{:?}", cfg.server.auth_token);
     assert_eq!(core, "Some(<set>)");
 }
@@ -40,13 +47,41 @@ fn render_of_default_is_valid_toml_with_every_key() {
     let rendered = Config::default().render_redacted();
     let table: toml::Value = rendered.parse::<toml::Table>().map(toml::Value::Table).unwrap();
     for spec in keys::KEYS {
-        assert!(at(&table, spec.key).is_some(), "{} missing from:\n{rendered}", spec.key);
+        let shown = at(&table, spec.key).is_some()
+            || (matches!(spec.kind, keys::Kind::Secret | keys::Kind::DbUrl)
+                && rendered.contains(&format!("\n# {} = \"", spec.field())));
+        assert!(shown, "{} missing from:\n{rendered}", spec.key);
     }
-    assert_eq!(table["server"]["auth_token"].as_str(), Some("<unset>"));
-    assert_eq!(table["providers"]["kimi"]["api_key"].as_str(), Some("<unset>"));
+    assert!(table["server"].get("auth_token").is_none(), "an unset secret is a comment line");
+    assert!(rendered.contains("\n# api_key = \"<unset>\""), "{rendered}");
     assert_eq!(table["providers"]["glm"]["base_url"].as_str(), Some("https://api.z.ai/api/paas/v4"));
     assert_eq!(table["providers"]["custom"].as_array().map(Vec::len), Some(0));
-    assert_eq!(table["storage"]["database_url"].as_str(), Some("sqlite://./data/exai.db"));
+    assert!(
+        rendered.contains("\n# database_url = \"sqlite://./data/exai.db\"  # default: exai.db in storage.data_dir"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn the_rendered_config_loads_back_to_the_same_configuration() {
+    let setup = Setup::new()
+        .file("[server]\nport = 9100\n[tools]\ndisabled = [\"planner\"]\n[logging]\nlevel = \"warn,exai=debug\"\n")
+        .env("EXAI_SERVER__AUTH_TOKEN", TOKEN)
+        .env("EXAI_SERVER__ADMIN_TOKEN", ADMIN)
+        .env("EXAI_LIMITS__SESSION_MAX_INFLIGHT", "4")
+        .set("monitoring.history_secs", "120");
+    let first = setup.ok();
+    let rendered = first.render_redacted();
+    // The rendered text as the only file, with the same secrets in the environment.
+    let again =
+        Setup::new().file(&rendered).env("EXAI_SERVER__AUTH_TOKEN", TOKEN).env("EXAI_SERVER__ADMIN_TOKEN", ADMIN).ok();
+    assert_eq!(toml::Value::try_from(&again).unwrap(), toml::Value::try_from(&first).unwrap());
+    assert_eq!(again.server.auth_token.as_ref().map(|t| t.expose()), Some(TOKEN));
+    assert_eq!(again.server.admin_token.as_ref().map(|t| t.expose()), Some(ADMIN));
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    // Loading the defaults' rendering gives the defaults.
+    let defaults = Setup::new().file(&Config::default().render_redacted()).ok();
+    assert_eq!(toml::Value::try_from(&defaults).unwrap(), toml::Value::try_from(Config::default()).unwrap());
 }
 
 #[test]
@@ -67,6 +102,7 @@ fn key_table_matches_the_config_struct() {
         [
             "server.auth_token",
             "server.admin_token",
+            "server.metrics_token",
             "storage.database_url",
             "providers.kimi.api_key",
             "providers.glm.api_key",

@@ -52,11 +52,19 @@ const CASES: &[(&str, Option<&str>, Mutation)] = &[
     ("supervisor.restart_window_secs", Some("0"), |c| c.supervisor.restart_window_secs = 0),
     ("logging.level", Some("\"info,=\""), |c| c.logging.level = "info,=".into()),
     ("logging.level", Some("\"\""), |c| c.logging.level = String::new()),
+    ("logging.level", Some("\"loud\""), |c| c.logging.level = "loud".into()),
+    ("logging.level", Some("\"warning\""), |c| c.logging.level = "warning".into()),
+    ("logging.level", Some("\"info,exai=verbose\""), |c| c.logging.level = "info,exai=verbose".into()),
+    ("server.metrics_token", None, |c| c.server.metrics_token = Some(Secret::new("short"))),
     ("limits.provider_global_max_inflight", Some("0"), |c| c.limits.provider_global_max_inflight = 0),
     ("limits.provider_queue_wait_ms", Some("700000"), |c| c.limits.provider_queue_wait_ms = 700_000),
     ("tools.max_provider_calls_per_invocation", Some("0"), |c| c.tools.max_provider_calls_per_invocation = 0),
     ("tools.max_provider_calls_per_invocation", Some("50"), |c| c.tools.max_provider_calls_per_invocation = 50),
     ("tools.allowed_roots", Some("\"\""), |c| c.tools.allowed_roots = vec![String::new()]),
+    ("tools.allowed_roots", Some("\"/nonexistent/exai-root\""), |c| {
+        c.tools.allowed_roots = vec!["/".into(), "/nonexistent/exai-root".into()]
+    }),
+    ("tools.allowed_roots", Some("\"/etc/passwd\""), |c| c.tools.allowed_roots = vec!["/etc/passwd".into()]),
     ("tools.max_file_bytes", Some("0"), |c| c.tools.max_file_bytes = 0),
     ("tools.max_total_file_bytes", Some("1000"), |c| c.tools.max_total_file_bytes = 1000),
     ("conversations.max_turns", Some("0"), |c| c.conversations.max_turns = 0),
@@ -234,4 +242,20 @@ fn sample_rate_takes_fractions_and_integers_from_every_layer() {
     let cfg = Setup::new().env("AUDITOR_ENABLED", "true").env("AUDITOR_MODEL", "kimi-k2-turbo-preview").ok();
     assert!(cfg.monitoring.auditor_enabled);
     assert_eq!(cfg.monitoring.auditor_model, "kimi-k2-turbo-preview");
+}
+
+#[test]
+fn logging_levels_name_the_accepted_values() {
+    for ok in ["info", "WARN", "off", "info,exai=debug", "warn,exai::server=trace,sqlx=off", "exai[call]=debug"] {
+        let mut cfg = Config::default();
+        cfg.logging.level = ok.into();
+        cfg.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let mut cfg = Config::default();
+    cfg.logging.level = "warning".into();
+    let msg = cfg.validate().unwrap_err().to_string();
+    assert!(msg.contains("trace, debug, info, warn, error, off") && msg.contains("did you mean \"warn\"?"), "{msg}");
+    cfg.logging.level = "info,exai=loud".into();
+    let msg = cfg.validate().unwrap_err().to_string();
+    assert!(msg.contains("\"loud\" is not a level"), "{msg}");
 }

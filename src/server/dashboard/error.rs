@@ -12,8 +12,11 @@ pub enum ApiError {
     /// Host or Origin not allowed (403).
     #[error("{0}")]
     Forbidden(String),
-    /// The admin token is missing or wrong (401).
-    #[error("admin token required: Authorization: Bearer <token>, or open /dashboard?token=<token>")]
+    /// The admin token (or, without one, the auth token) is missing or wrong (401).
+    #[error(
+        "token required (server.admin_token, or server.auth_token when no admin token is set): \
+         Authorization: Bearer <token>, or open /dashboard?token=<token>"
+    )]
     Unauthorized,
     /// Malformed query string or body (400).
     #[error("{0}")]

@@ -8,8 +8,10 @@
 //!   `POST /api/auditor/observations/{id}/acknowledge`.
 //!
 //! Every route checks Host (DNS-rebinding protection) and Origin like `/mcp` does, and needs
-//! `server.admin_token` when one is configured, as `Authorization: Bearer <token>` or
-//! `?token=<token>` (the page keeps the token it was opened with for its own requests).
+//! `server.admin_token` when one is configured, else `server.auth_token` when that is set
+//! (only a loopback-only server without either token leaves them open), as
+//! `Authorization: Bearer <token>` or `?token=<token>` (the page keeps the token it was
+//! opened with for its own requests).
 //! With `monitoring.dashboard_enabled = false` none of these routes exist.
 
 mod api;
@@ -118,10 +120,10 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Host, Origin and admin-token checks shared by every dashboard route.
+/// Host, Origin and token checks shared by every dashboard route.
 pub(crate) fn check(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     guard::check_access(req, &state.settings.access).map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    match &state.admin_token {
+    match &state.admin_guard {
         None => Ok(()),
         Some(t) if presented_token(req).is_some_and(|g| token_matches(t, &g)) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized),

@@ -42,6 +42,9 @@ pub enum HttpError {
     /// The body is not `application/json` (415).
     #[error("Unsupported Media Type: Content-Type must be application/json")]
     UnsupportedMediaType,
+    /// The body is larger than `server.max_message_bytes` (413).
+    #[error("Payload Too Large: the body exceeds {0} bytes (server.max_message_bytes)")]
+    PayloadTooLarge(usize),
     /// Over capacity or shutting down (503, with `Retry-After` when known).
     #[error("{message}")]
     Unavailable {
@@ -66,6 +69,7 @@ impl HttpError {
             HttpError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

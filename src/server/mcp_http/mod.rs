@@ -197,12 +197,40 @@ impl McpHttp {
 }
 
 /// `POST /mcp`.
-pub async fn post(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<McpHttp>>) -> HttpResponse {
+pub async fn post(req: HttpRequest, payload: web::Payload, state: web::Data<Arc<McpHttp>>) -> HttpResponse {
     let http: &McpHttp = &state;
+    let body = match read_body(&req, payload, http.dispatcher.env().settings.max_message_bytes).await {
+        Ok(b) => b,
+        Err(e) => return http.fail(e),
+    };
     match http.on_post(&req, &body).await {
         Ok(r) => r,
         Err(e) => http.fail(e),
     }
+}
+
+/// The request body, at most `limit` bytes: a larger one (by `Content-Length` or as it
+/// streams in) is a JSON-RPC error with 413 like every other refusal here, not actix-web's
+/// plain-text one.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, HttpError> {
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(HttpError::PayloadTooLarge(limit));
+    }
+    let mut buf = web::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("cannot read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(HttpError::PayloadTooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// `GET /mcp` that is not a WebSocket upgrade.

@@ -21,16 +21,15 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     pub(crate) fn start(args: &[&str]) -> Bridge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_exai"))
-            .arg("stdio")
-            .args(args)
-            .env_remove("EXAI_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Bridge::start_with(args, |_| {})
+    }
+
+    /// Like [`Bridge::start`], with `setup` adjusting the command (directory, environment).
+    pub(crate) fn start_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Bridge {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_exai"));
+        cmd.arg("stdio").args(args).env_remove("EXAI_TOKEN").env("RUST_LOG", "info");
+        setup(&mut cmd);
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().unwrap();
@@ -236,6 +235,47 @@ fn client_stdio_embedded_without_daemon() {
         }
         assert!(status.is_some_and(|s| s.success()), "{args:?}: exit {status:?}\n{}", b.stderr_text());
     }
+}
+
+#[test]
+fn client_stdio_embedded_uses_the_platform_data_dir_not_the_working_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    for (xdg_data_home, expected) in
+        [(None, home.path().join(".local/share/exai")), (Some(xdg.path()), xdg.path().join("exai"))]
+    {
+        let mut b = Bridge::start_with(&["--embedded"], |c| {
+            c.current_dir(cwd.path()).env("HOME", home.path()).env_remove("XDG_DATA_HOME");
+            if let Some(x) = xdg_data_home {
+                c.env("XDG_DATA_HOME", x);
+            }
+        });
+        let init = b.initialize();
+        assert!(init["result"]["capabilities"]["tools"].is_object(), "{init}\n{}", b.stderr_text());
+        let v = b.request(json!(1), "tools/call", json!({ "name": "version", "arguments": {} }));
+        assert!(text(&v).contains("exai"), "{v}");
+        assert!(expected.join("exai.db").exists(), "no database in {}:\n{}", expected.display(), b.stderr_text());
+        assert!(!cwd.path().join("data").exists(), "the bridge wrote ./data into the editor's working directory");
+    }
+}
+
+#[test]
+fn client_stdio_fallback_starts_at_once_when_the_daemon_port_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{port}/mcp");
+    let data = dir.path().to_str().unwrap();
+    let started = Instant::now();
+    let mut b = Bridge::start(&["--url", &url, "--embedded-fallback", "--connect-timeout", "20", "--data-dir", data]);
+    let init = b.initialize();
+    assert!(init["result"]["capabilities"]["tools"].is_object(), "{init}\n{}", b.stderr_text());
+    // The refused connection is known at once; waiting the 20 s connect timeout would fail this.
+    assert!(started.elapsed() < Duration::from_secs(10), "initialize took {:?}", started.elapsed());
+    assert!(b.stderr_text().contains("no daemon listens"), "{}", b.stderr_text());
 }
 
 #[test]

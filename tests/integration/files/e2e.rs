@@ -105,11 +105,13 @@ async fn policy_tiers_text_to_models_and_no_file_content_in_logs() {
     let e = call(&mut c, 3, "glm_upload_file", json!({"file": "gw.txt"})).await;
     let msg = err(&e)["message"].as_str().unwrap().to_string();
     assert!(msg.contains("250000") && msg.contains("200000") && msg.contains("files.glm_max_bytes"), "{msg}");
-    let e = call(&mut c, 4, "kimi_upload_files", json!({"files": ["../etc/passwd"]})).await;
-    assert!(
-        err(&e)["message"].as_str().unwrap().contains("cannot open")
-            || err(&e)["message"].as_str().unwrap().contains("outside")
-    );
+    // Outside the roots: the same refusal whether the file exists or not.
+    let e = call(&mut c, 4, "kimi_upload_files", json!({"files": ["/etc/passwd"]})).await;
+    let exists = err(&e)["message"].as_str().unwrap().to_string();
+    let e = call(&mut c, 4, "kimi_upload_files", json!({"files": ["/etc/no-such-file-here"]})).await;
+    let missing = err(&e)["message"].as_str().unwrap().to_string();
+    assert!(exists.contains("not a readable regular file under the allowed roots"), "{exists}");
+    assert_eq!(exists.replace("/etc/passwd", "<p>"), missing.replace("/etc/no-such-file-here", "<p>"));
 
     // Kimi: small is embedded, mid and gw come back as extracted text, huge is not sent.
     let res = call(&mut c, 5, "kimi_chat_with_files",
