@@ -419,7 +419,7 @@ fn sink_one(mut s: std::net::TcpStream) {
         left -= n as u64;
     }
     let body =
-        format!(r#"{{"id":"file-big","object":"file","filename":"big.bin","bytes":{len},"purpose":"assistants"}}"#);
+        format!(r#"{{"id":"file-big","object":"file","filename":"big.txt","bytes":{len},"purpose":"assistants"}}"#);
     let _ = write!(
         s,
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -440,7 +440,7 @@ async fn a_100_mb_upload_raises_resident_memory_by_at_most_32_mb() {
     let port = start_sink();
     let glm = MockProvider::start_aimock(&fixtures(), &[]);
     let root = tempfile::tempdir().unwrap();
-    let big = root.path().join("big.bin");
+    let big = root.path().join("big.txt");
     {
         let mut f = std::fs::File::create(&big).unwrap();
         let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
@@ -471,7 +471,7 @@ async fn a_100_mb_upload_raises_resident_memory_by_at_most_32_mb() {
         }
     });
     let t0 = Instant::now();
-    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kimi_upload_files","arguments":{"files":["big.bin"]}}})).await;
+    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kimi_upload_files","arguments":{"files":["big.txt"]}}})).await;
     let (r, _) = c.recv_response(&json!(2), Duration::from_secs(300)).await;
     let wall = t0.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

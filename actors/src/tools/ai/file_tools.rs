@@ -1,13 +1,17 @@
 //! File tools that move files: `kimi_upload_files`, `glm_upload_file`, `kimi_manage_files`
 //! (list, delete = give a reference back, cleanup with `dry_run`). Paths come only from the
 //! allowed roots (symlinks resolved); uploads follow the policy table and are deduplicated
-//! by content. Files API operations are bounded by `files.max_files_per_call`; no model
-//! is called. File contents are never logged or returned.
+//! by content. Each uploaded file's reference belongs to the user: it is released by
+//! `kimi_manage_files` delete or when it expires (`files.reference_ttl_secs`, the result's
+//! `reference_expires_at_ms`). Files API operations are bounded by
+//! `files.max_files_per_call`; no model is called. File contents are never logged or
+//! returned.
 
 use super::common::{object_schema, props, Common};
 use crate::error::ToolError;
 use crate::files::cleanup::RunCleanup;
 use crate::files::gateway::FileGateway;
+use crate::files::ports::LeaseScope;
 use crate::provider::actor::{FileReply, FileRequest};
 use crate::tools::{Tool, ToolContext, ToolKind, ToolOutput, ToolSpec};
 use futures_util::future::LocalBoxFuture;
@@ -31,8 +35,9 @@ impl KimiUploadFiles {
                 name: "kimi_upload_files".into(),
                 title: Some("Upload files to Kimi".into()),
                 description: "Upload files to Kimi's Files API (deduplicated by content: the same bytes reuse the \
-                              existing file id). Large files are also kept in the blob store; files above every \
-                              provider limit are kept in the blob store only. Returns file ids."
+                              existing file id; only the file types Kimi documents are accepted). Large files are \
+                              also kept in the blob store; files above every provider limit are kept in the blob \
+                              store only. Returns file ids; each reference expires after files.reference_ttl_secs."
                     .into(),
                 input_schema: object_schema(props(json!({ "files": paths_prop(gw.max_files_per_call) })), &["files"]),
                 kind: ToolKind::Simple,
@@ -47,7 +52,7 @@ async fn upload_all(ctx: &ToolContext, gw: &FileGateway, provider: &str, paths: 
     gw.check_count("files", paths.len())?;
     let mut out = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        out.push(gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false).await?);
+        out.push(gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false, LeaseScope::Upload).await?);
     }
     Ok(json!({ "status": "success", "provider": provider, "files": out }))
 }
@@ -110,7 +115,7 @@ impl Tool for GlmUploadFile {
         let gw = Arc::clone(&self.1);
         Box::pin(async move {
             let path = Common(&args).str("file").unwrap_or_default().to_string();
-            let up = gw.upload(&ctx.env.files, "file", &path, "glm", false).await?;
+            let up = gw.upload(&ctx.env.files, "file", &path, "glm", false, LeaseScope::Upload).await?;
             Ok(ToolOutput {
                 provider: Some("glm".into()),
                 ..ToolOutput::json(json!({ "status": "success", "provider": "glm", "file": up }))
