@@ -249,7 +249,7 @@ impl FileGateway {
 
     /// A holder for the references of one call.
     pub fn call_leases(&self) -> CallLeases {
-        CallLeases { registry: Arc::clone(&self.registry), ids: Vec::new() }
+        CallLeases::new(Arc::clone(&self.registry))
     }
 
     /// Give one reference to a provider file back (zero soft-deletes it; the cleanup removes
@@ -272,9 +272,19 @@ pub struct CallLeases {
 }
 
 impl CallLeases {
+    /// Nothing held yet.
+    pub fn new(registry: Arc<dyn FileRegistry>) -> CallLeases {
+        CallLeases { registry, ids: Vec::new() }
+    }
+
     /// Hold the lease of an upload (if it took one).
     pub fn hold(&mut self, up: &Uploaded) {
         self.ids.extend(up.lease_id);
+    }
+
+    /// Hold a lease by id.
+    pub fn hold_lease(&mut self, lease_id: i64) {
+        self.ids.push(lease_id);
     }
 
     /// Leases held.
@@ -285,6 +295,12 @@ impl CallLeases {
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Hand them over for good (they now belong to whoever got the result): nothing is
+    /// released.
+    pub fn keep(mut self) {
+        self.ids.clear();
     }
 
     /// Release them now (at the end of the call); a failure is logged, the expiry remains.

@@ -3,8 +3,10 @@
 //! (call and user scope, released once, expiry) and what keeps a blob in use.
 
 use exai::store::{self, StoreOptions};
+use exai_actors::files::gateway::CallLeases;
 use exai_actors::files::ports::{FileRegistry, LeaseScope, NewFileRef, NewLease};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::store::harness::on_each_backend;
 
@@ -192,6 +194,42 @@ async fn leases_are_released_once_by_their_call_by_the_user_or_by_expiry() {
         assert_eq!((page.leases, page.rows.len()), (1, 0), "a blob lease has no row to count down");
         assert!(!reg.blob_in_use(&key).await.unwrap());
         reg.release_leases(&[lease], 31_000).await.unwrap();
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_dropped_call_future_releases_the_references_it_held() {
+    on_each_backend(|url| async move {
+        let reg = registry(&url).await;
+        let sha = "f".repeat(64);
+        let call = NewFileRef {
+            lease: NewLease { scope: LeaseScope::Call, expires_at_ms: i64::MAX / 4 },
+            ..new_ref("kimi", &sha, 1_000)
+        };
+        let a = reg.acquire_file_ref(&call).await.unwrap();
+        assert!(reg.complete_upload(a.file.id, "file-f", None, 1_000).await.unwrap());
+        let b = reg.acquire_file_ref(&call).await.unwrap();
+        assert_eq!(b.file.reference_count, 2);
+        // A call holding both references is dropped midway, as a cancel or a timeout drops it.
+        let mut held = CallLeases::new(Arc::clone(&reg));
+        held.hold_lease(a.lease_id);
+        held.hold_lease(b.lease_id);
+        let call_future = async move {
+            let _held = held;
+            std::future::pending::<()>().await
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(50), call_future).await.is_err());
+        let mut row = reg.get_file_ref("kimi", "file-f").await.unwrap().unwrap();
+        for _ in 0..100 {
+            if row.reference_count == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            row = reg.get_file_ref("kimi", "file-f").await.unwrap().unwrap();
+        }
+        assert_eq!(row.reference_count, 0, "the dropped call gave both references back");
+        assert!(row.deleted_at_ms.is_some(), "and the file became a cleanup candidate");
     })
     .await;
 }

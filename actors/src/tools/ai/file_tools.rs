@@ -50,10 +50,24 @@ impl KimiUploadFiles {
 
 async fn upload_all(ctx: &ToolContext, gw: &FileGateway, provider: &str, paths: &[String]) -> Result<Value, ToolError> {
     gw.check_count("files", paths.len())?;
+    // Until the result reaches the user, the references taken belong to this call: a file
+    // that fails gives back those of the files before it (the user never learns their ids).
+    let mut taken = gw.call_leases();
     let mut out = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        out.push(gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false, LeaseScope::Upload).await?);
+        let up = gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false, LeaseScope::Upload).await;
+        match up {
+            Ok(up) => {
+                taken.hold(&up);
+                out.push(up);
+            }
+            Err(e) => {
+                taken.release().await;
+                return Err(e);
+            }
+        }
     }
+    taken.keep();
     Ok(json!({ "status": "success", "provider": provider, "files": out }))
 }
 
