@@ -257,7 +257,12 @@ async fn kimi_refuses_file_types_it_does_not_document_before_uploading() {
     assert_eq!(ok(&list)["files"][0]["reference_count"], 0, "the failed call gave back what it took for notes.md");
     // GLM documents no type list; smart_file_query sends such files to GLM as local text.
     let up = call(&mut c, 4, "glm_upload_file", json!({"file": "tool.exe"})).await;
-    assert!(ok(&up)["file"]["provider_file_id"].is_string());
+    let id = ok(&up)["file"]["provider_file_id"].as_str().unwrap().to_string();
+    // GLM references have a release path of their own.
+    let d = call(&mut c, 6, "kimi_manage_files", json!({"action": "delete", "provider": "glm", "file_id": id})).await;
+    assert_eq!(ok(&d)["soft_deleted"], true, "{d}");
+    let l = call(&mut c, 7, "kimi_manage_files", json!({"action": "list", "provider": "glm"})).await;
+    assert_eq!((ok(&l)["provider"].as_str(), ok(&l)["files"][0]["reference_count"].as_i64()), (Some("glm"), Some(0)));
     let res =
         call(&mut c, 5, "smart_file_query", json!({"prompt": "question about files", "files": ["tool.exe"]})).await;
     assert_eq!(ok(&res)["routing"]["provider"], "glm");
