@@ -4,7 +4,9 @@
 //! `exai cleanup` run that leaves no provider file, no blob and no row behind (SQLite and
 //! PostgreSQL). Also: a repeat upload of a large file does not rewrite its blob; 50
 //! concurrent uploads against a provider answering 400 make one POST; file types Kimi does
-//! not document are refused before anything is sent; Kimi file text goes in a system message.
+//! not document are refused before anything is sent; Kimi file text goes in a system message;
+//! a chat-with-files call that is cancelled, or whose client goes away, gives its
+//! references back.
 
 use super::e2e::{fixtures, options, provider_ids, read_bytes, uploads, write, ADMIN};
 use crate::ai::{call, err, mcp, ok, T};
@@ -268,4 +270,76 @@ async fn kimi_refuses_file_types_it_does_not_document_before_uploading() {
     assert_eq!(ok(&res)["routing"]["provider"], "glm");
     assert!(ok(&res)["routing"]["reason"].as_str().unwrap().contains("type"), "{res}");
     assert_eq!(uploads(&kimi).await, 1);
+}
+
+fn gauge(server: &ServerProcess, name: &str) -> f64 {
+    let m = blocking_get(server.port(), "/metrics").unwrap().1;
+    m.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(-1.0)
+}
+
+/// The reference count `kimi_manage_files list` shows for `name`, polled until it is `want`.
+async fn refs_become(c: &mut crate::common::ws::WsClient, id: &mut i64, name: &str, want: i64) -> i64 {
+    let mut got = -1;
+    for _ in 0..100 {
+        *id += 1;
+        let list = call(c, *id, "kimi_manage_files", json!({"action": "list"})).await;
+        got = ok(&list)["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["filename"] == name)
+            .and_then(|f| f["reference_count"].as_i64())
+            .unwrap_or(-1);
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    got
+}
+
+#[actix_rt::test]
+async fn a_cancelled_or_abandoned_chat_with_files_gives_its_references_back() {
+    // Kimi's Files API on aimock; the chat itself goes to a GLM model on llmock, which is
+    // told to stall, so the call is cut off while it holds its file references.
+    let kimi = MockProvider::start_aimock(&fixtures(), &[]);
+    let glm = MockProvider::start_llmock(&[]);
+    let root = tempfile::tempdir().unwrap();
+    write(&root.path().join("a.txt"), 60_000, "cancelled call\n");
+    write(&root.path().join("b.txt"), 61_000, "abandoned call\n");
+    let server = ServerProcess::start(options(&kimi, &glm, root.path()));
+    let mut watcher = mcp(&server).await;
+    let mut next = 100;
+    let ask = |id: i64, file: &str| {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"kimi_chat_with_files",
+            "arguments":{"prompt":"question about files","files":[file],"model":"glm-4.5-flash"}}})
+    };
+    let chat_running = || async {
+        for _ in 0..200 {
+            if gauge(&server, "exai_provider_inflight{provider=\"glm\"}") == 1.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the chat never reached the provider");
+    };
+
+    // MCP cancel while the model is thinking.
+    glm.scenario(json!([{"type":"delay","seconds":60,"times":1}])).await;
+    let mut c = mcp(&server).await;
+    c.send_json(&ask(1, "a.txt")).await;
+    chat_running().await;
+    assert_eq!(refs_become(&mut watcher, &mut next, "a.txt", 1).await, 1, "held by the running call");
+    c.notify("notifications/cancelled", json!({"requestId": 1})).await;
+    assert_eq!(refs_become(&mut watcher, &mut next, "a.txt", 0).await, 0, "released by the cancel");
+
+    // The client goes away mid-call.
+    glm.scenario(json!([{"type":"delay","seconds":60,"times":1}])).await;
+    let mut gone = mcp(&server).await;
+    gone.send_json(&ask(1, "b.txt")).await;
+    chat_running().await;
+    assert_eq!(refs_become(&mut watcher, &mut next, "b.txt", 1).await, 1);
+    drop(gone);
+    assert_eq!(refs_become(&mut watcher, &mut next, "b.txt", 0).await, 0, "released when the call was dropped");
+    assert_eq!(uploads(&kimi).await, 2);
 }
