@@ -88,10 +88,19 @@ pub fn gateway(
     })));
     let cleanup: ChildHandle<CleanupCoordinator> = ChildHandle::default();
     let (reg, ps, m, settings) = (Arc::clone(&registry), Arc::clone(providers), metrics.clone(), cleanup_settings(cfg));
+    let kept = blob.clone();
     let schedule = (cfg.cleanup.interval_secs > 0).then(|| Duration::from_secs(cfg.cleanup.interval_secs));
     children.push(Box::new(Child::new("cleanup", cleanup.clone(), move |exit| {
         let files: Rc<dyn ProviderFiles> = Rc::new(ProviderSetFiles(Arc::clone(&ps)));
-        CleanupCoordinator::new(Arc::clone(&reg), files, settings.clone(), schedule, m.clone(), Some(exit))
+        CleanupCoordinator::new(
+            Arc::clone(&reg),
+            files,
+            kept.clone(),
+            settings.clone(),
+            schedule,
+            m.clone(),
+            Some(exit),
+        )
     })));
     let f = &cfg.files;
     Arc::new(FileGateway {
@@ -102,5 +111,6 @@ pub fn gateway(
         cleanup,
         purposes: Purposes { kimi: f.kimi_purpose.clone(), glm: f.glm_purpose.clone(), other: f.other_purpose.clone() },
         max_files_per_call: f.max_files_per_call,
+        reference_ttl: Duration::from_secs(f.reference_ttl_secs),
     })
 }

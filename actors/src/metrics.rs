@@ -176,7 +176,7 @@ impl ObsMetrics {
                 "cleanup_items_total",
                 "Cleanup items by outcome",
                 "outcome",
-                &["deleted", "failed", "skipped"],
+                &["deleted", "failed", "skipped", "blob_deleted", "lease_expired"],
             )?,
             error_events: counter("error_events_total", "ERROR log events received by the error watcher")?,
             error_events_dropped: counter(

@@ -1,11 +1,12 @@
 //! Local-folder blob store: `<root>/<sha256[0..2]>/<sha256>`. A put streams the source into
 //! `<root>/tmp/<uuid>` while hashing (on the blocking pool, one fixed buffer), then renames
 //! it to its content address — atomic, so a reader never sees a partial blob, and a second
-//! put of the same content just drops its temporary file.
+//! put of the same content just drops its temporary file. `list` walks the two-character
+//! folders (the cleanup's blob collection); `tmp/` is not listed.
 
 use async_trait::async_trait;
 use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
-use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver};
+use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver, StoredBlob};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,38 @@ impl LocalBlobStore {
             return Err(BlobError::InvalidKey(sha256.chars().take(80).collect()));
         }
         Ok(self.root.join(&sha256[..2]).join(sha256))
+    }
+
+    fn list_blocking(&self) -> Result<Vec<StoredBlob>, BlobError> {
+        let mut out = Vec::new();
+        let top = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(e)),
+        };
+        for dir in top {
+            let dir = dir.map_err(io)?;
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if name.len() != 2 || !dir.file_type().map_err(io)?.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(dir.path()).map_err(io)? {
+                let f = f.map_err(io)?;
+                let sha = f.file_name().to_string_lossy().into_owned();
+                if !is_sha256_hex(&sha) || !sha.starts_with(&name) {
+                    continue;
+                }
+                let meta = f.metadata().map_err(io)?;
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                out.push(StoredBlob { key: sha.clone(), sha256: sha, size: meta.len(), modified_ms });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     fn put_blocking(&self, src: &Path) -> Result<BlobInfo, BlobError> {
@@ -101,6 +134,17 @@ impl LocalBlobStore {
 impl BlobStore for LocalBlobStore {
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    fn key_of(&self, sha256: &str) -> String {
+        sha256.to_string()
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.list_blocking())
+            .await
+            .map_err(|e| BlobError::Io(format!("blob list task failed: {e}")))?
     }
 
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {

@@ -2,12 +2,13 @@
 //! endpoint). Objects live at `<prefix>/<sha256>`. A put streams the file as a multipart
 //! upload to `<prefix>/tmp/<uuid>` (parts of `PART_BYTES`, at most `MAX_PARTS_IN_FLIGHT`
 //! buffered), hashing each chunk on the blocking pool, then copies the object to its
-//! content address (skipped when it exists) and deletes the temporary one.
+//! content address (skipped when it exists) and deletes the temporary one. `list` lists
+//! `<prefix>/` (the cleanup's blob collection); `<prefix>/tmp/` is not listed.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use exai_actors::files::hash::{count_read, DualHasher, ReadPass};
-use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver};
+use exai_actors::files::ports::{is_sha256_hex, BlobError, BlobInfo, BlobStore, ChunkReceiver, StoredBlob};
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjPath;
@@ -158,6 +159,34 @@ fn file_chunks(file: tokio::fs::File) -> impl futures_util::Stream<Item = std::i
 impl BlobStore for S3BlobStore {
     fn kind(&self) -> &'static str {
         "s3"
+    }
+
+    fn key_of(&self, sha256: &str) -> String {
+        self.key(sha256).to_string()
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
+        let mut listing = self.store.list(prefix.as_ref());
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(backend)?;
+            let Some(sha) = meta.location.filename().filter(|n| is_sha256_hex(n)).map(str::to_string) else {
+                continue;
+            };
+            // Only content addresses (`<prefix>/<sha256>`), never `<prefix>/tmp/…`.
+            if meta.location != self.key(&sha) {
+                continue;
+            }
+            out.push(StoredBlob {
+                key: meta.location.to_string(),
+                sha256: sha,
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {

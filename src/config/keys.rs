@@ -238,6 +238,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("files.kimi_purpose", Kind::Str),
     k("files.glm_purpose", Kind::Str),
     k("files.other_purpose", Kind::Str),
+    k("files.reference_ttl_secs", Kind::U64),
     k("blob.backend", Kind::Str),
     k("blob.local_dir", Kind::Str),
     k("blob.s3_bucket", Kind::Str),

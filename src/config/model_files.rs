@@ -31,6 +31,10 @@ pub struct FilesConfig {
     pub glm_purpose: String,
     /// Upload purpose for OpenAI-compatible providers.
     pub other_purpose: String,
+    /// A file reference handed to the user by an upload tool is released after this many
+    /// seconds (then the cleanup may remove the file); also the backstop expiry of the
+    /// references a chat-with-files call holds.
+    pub reference_ttl_secs: u64,
 }
 
 impl Default for FilesConfig {
@@ -46,6 +50,7 @@ impl Default for FilesConfig {
             kimi_purpose: "file-extract".into(),
             glm_purpose: "agent".into(),
             other_purpose: "assistants".into(),
+            reference_ttl_secs: 86_400,
         }
     }
 }
@@ -132,6 +137,7 @@ impl Checker<'_> {
         self.at_least_one("files.glm_max_bytes", f.glm_max_bytes)?;
         self.at_least_one("files.other_max_bytes", f.other_max_bytes)?;
         self.at_least_one("files.max_files_per_call", f.max_files_per_call as u64)?;
+        self.at_least_one("files.reference_ttl_secs", f.reference_ttl_secs)?;
         let max_provider = f.kimi_max_bytes.max(f.glm_max_bytes).max(f.other_max_bytes);
         if f.gateway_min_bytes < f.embed_max_bytes {
             return Err(self.fail(

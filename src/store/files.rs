@@ -1,18 +1,25 @@
 //! The [`FileRegistry`] port over both stores: `provider_file_uploads` (content-addressed
-//! uploads with reference counts), `cleanup_runs` and `cleanup_items`.
+//! uploads with reference counts), `file_leases` (one row per reference, with its scope and
+//! expiry), `cleanup_runs` and `cleanup_items`.
 //!
 //! The SQL is shared: `$N` parameters (numbered in order of first use, which SQLite binds
 //! the same way), all values bound, never formatted into the text. Reference counting is
 //! one atomic upsert, `INSERT … ON CONFLICT (provider, sha256) DO UPDATE SET
-//! reference_count = reference_count + 1 … RETURNING …`, on both backends. The cleanup lock
+//! reference_count = reference_count + 1 … RETURNING …`, on both backends, in one transaction
+//! with the insert of the reference's lease. Every release deletes a lease first and lowers
+//! the count only if that delete removed a row, so no reference is given back twice (a call
+//! ending while its lease expires, two concurrent deletes). The cleanup lock
 //! is a PostgreSQL session advisory lock held on a dedicated connection; SQLite is single
 //! node and needs none beyond the coordinator's own one-run-at-a-time rule.
 
 use async_trait::async_trait;
-use exai_actors::files::ports::{CleanupItem, CleanupLock, CleanupSummary, FileRef, FileRegistry, NewFileRef};
+use exai_actors::files::ports::{
+    Acquisition, CleanupItem, CleanupLock, CleanupSummary, ExpiredLeases, FileRef, FileRegistry, NewFileRef, NewLease,
+};
 use exai_actors::ports::StoreError;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Row};
+use std::collections::BTreeMap;
 
 use super::error::map_sqlx;
 use super::postgres::PgStore;
@@ -41,16 +48,30 @@ macro_rules! sql {
 const COMPLETE: &str = "UPDATE provider_file_uploads SET provider_file_id = $1, upload_status = 'completed', \
      blob_key = COALESCE($2, blob_key), cleanup_claimed_at = NULL, error_message = NULL, updated_at = $3 \
      WHERE id = $4";
-const FAIL: &str = "UPDATE provider_file_uploads SET upload_status = 'failed', error_message = $1, \
-     reference_count = CASE WHEN reference_count > 0 THEN reference_count - 1 ELSE 0 END, updated_at = $2 \
+const FAIL: &str = "UPDATE provider_file_uploads SET upload_status = 'failed', error_message = $1, updated_at = $2 \
      WHERE id = $3 AND upload_status <> 'completed'";
-const RELEASE: &str = "UPDATE provider_file_uploads SET \
-     reference_count = CASE WHEN reference_count > 0 THEN reference_count - 1 ELSE 0 END, \
-     deleted_at = CASE WHEN reference_count <= 1 THEN $1 ELSE deleted_at END, \
-     last_used_at = $1, updated_at = $1 \
-     WHERE provider = $2 AND provider_file_id = $3 \
+/// Lower a row's count by `$1` released leases; reaching zero soft-deletes it.
+const RELEASE_N: &str = "UPDATE provider_file_uploads SET \
+     reference_count = CASE WHEN reference_count > $1 THEN reference_count - $1 ELSE 0 END, \
+     deleted_at = CASE WHEN reference_count <= $1 THEN $2 ELSE deleted_at END, \
+     last_used_at = $2, updated_at = $2 \
+     WHERE id = $3 \
      RETURNING id, provider, sha256, provider_file_id, upload_status, upload_method, blob_key, \
      reference_count, file_size_bytes, filename, last_used_at, deleted_at, cleanup_claimed_at";
+const INSERT_LEASE: &str = "INSERT INTO file_leases (upload_id, blob_key, scope, expires_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+const DELETE_LEASE: &str = "DELETE FROM file_leases WHERE id = $1 RETURNING upload_id";
+/// The oldest user lease of a provider file.
+const DELETE_USER_LEASE: &str = "DELETE FROM file_leases WHERE id = (SELECT l.id FROM file_leases l \
+     JOIN provider_file_uploads u ON u.id = l.upload_id \
+     WHERE u.provider = $1 AND u.provider_file_id = $2 AND l.scope = 'upload' ORDER BY l.id LIMIT 1) \
+     RETURNING upload_id";
+const EXPIRE_LEASES: &str = "DELETE FROM file_leases WHERE id IN \
+     (SELECT id FROM file_leases WHERE expires_at <= $1 ORDER BY id LIMIT $2) RETURNING upload_id";
+const BLOB_IN_USE: &str = "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM provider_file_uploads WHERE blob_key = $1 \
+     AND (reference_count > 0 OR upload_status = 'pending' \
+          OR (upload_status = 'completed' AND provider_file_id IS NOT NULL)) LIMIT 1) AS u) \
+     + (SELECT COUNT(*) FROM (SELECT 1 FROM file_leases WHERE blob_key = $1 LIMIT 1) AS l)";
 const CLAIM: &str = "UPDATE provider_file_uploads SET cleanup_claimed_at = $1 WHERE id = $2 AND \
      ((cleanup_claimed_at IS NULL AND reference_count = 0 AND deleted_at IS NOT NULL AND deleted_at <= $3 \
        AND upload_status = 'completed' AND provider_file_id IS NOT NULL) \
@@ -72,7 +93,8 @@ const ITEM: &str =
     "INSERT INTO cleanup_items (run_id, upload_id, provider, provider_file_id, stage, outcome, error, at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const FINISH_RUN: &str = "UPDATE cleanup_runs SET finished_at = $1, state = $2, discovered = $3, validated = $4, \
-     deleted = $5, failed = $6, skipped = $7, outcome = $8, notes = $9 WHERE id = $10";
+     deleted = $5, failed = $6, skipped = $7, outcome = $8, notes = $9, leases_expired = $10, blobs_deleted = $11 \
+     WHERE id = $12";
 
 fn select_by_file() -> String {
     format!("SELECT {FILE_COLUMNS} FROM provider_file_uploads WHERE provider = $1 AND provider_file_id = $2")
@@ -121,7 +143,8 @@ macro_rules! registry_impl {
     ($store:ty) => {
         #[async_trait]
         impl FileRegistry for $store {
-            async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<FileRef, StoreError> {
+            async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<Acquisition, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
                 let row = sqlx::query(sql!(acquire))
                     .bind(&f.provider)
                     .bind(&f.sha256)
@@ -132,10 +155,21 @@ macro_rules! registry_impl {
                     .bind(&f.upload_method)
                     .bind(&f.blob_key)
                     .bind(f.now_ms)
-                    .fetch_one(self.pool())
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(map_sqlx)?;
-                file_ref(&row)
+                let file = file_ref(&row)?;
+                let lease_id: i64 = sqlx::query_scalar(INSERT_LEASE)
+                    .bind(Some(file.id))
+                    .bind(None::<String>)
+                    .bind(f.lease.scope.as_str())
+                    .bind(f.lease.expires_at_ms)
+                    .bind(f.now_ms)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_sqlx)?;
+                tx.commit().await.map_err(map_sqlx)?;
+                Ok(Acquisition { file, lease_id })
             }
 
             async fn complete_upload(
@@ -156,10 +190,90 @@ macro_rules! registry_impl {
                 Ok(r.rows_affected() > 0)
             }
 
-            async fn fail_upload(&self, id: i64, error: &str, now_ms: i64) -> Result<(), StoreError> {
+            async fn fail_upload(&self, id: i64, lease_id: i64, error: &str, now_ms: i64) -> Result<(), StoreError> {
                 let msg: String = error.chars().take(500).collect();
-                sqlx::query(FAIL).bind(msg).bind(now_ms).bind(id).execute(self.pool()).await.map_err(map_sqlx)?;
-                Ok(())
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
+                let gone: Option<Option<i64>> =
+                    sqlx::query_scalar(DELETE_LEASE).bind(lease_id).fetch_optional(&mut *tx).await.map_err(map_sqlx)?;
+                if gone.is_some() {
+                    sqlx::query(RELEASE_N)
+                        .bind(1i64)
+                        .bind(now_ms)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?;
+                }
+                sqlx::query(FAIL).bind(msg).bind(now_ms).bind(id).execute(&mut *tx).await.map_err(map_sqlx)?;
+                tx.commit().await.map_err(map_sqlx)
+            }
+
+            async fn release_leases(&self, lease_ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+                if lease_ids.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
+                for id in lease_ids {
+                    let gone: Option<Option<i64>> =
+                        sqlx::query_scalar(DELETE_LEASE).bind(id).fetch_optional(&mut *tx).await.map_err(map_sqlx)?;
+                    if let Some(Some(upload)) = gone {
+                        sqlx::query(RELEASE_N)
+                            .bind(1i64)
+                            .bind(now_ms)
+                            .bind(upload)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_sqlx)?;
+                    }
+                }
+                tx.commit().await.map_err(map_sqlx)
+            }
+
+            async fn add_blob_lease(&self, blob_key: &str, lease: NewLease, now_ms: i64) -> Result<i64, StoreError> {
+                sqlx::query_scalar(INSERT_LEASE)
+                    .bind(None::<i64>)
+                    .bind(blob_key)
+                    .bind(lease.scope.as_str())
+                    .bind(lease.expires_at_ms)
+                    .bind(now_ms)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_sqlx)
+            }
+
+            async fn expire_leases(&self, now_ms: i64, limit: u32) -> Result<ExpiredLeases, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
+                let gone: Vec<Option<i64>> = sqlx::query_scalar(EXPIRE_LEASES)
+                    .bind(now_ms)
+                    .bind(i64::from(limit.max(1)))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_sqlx)?;
+                let mut per_row: BTreeMap<i64, u64> = BTreeMap::new();
+                for upload in gone.iter().flatten() {
+                    *per_row.entry(*upload).or_default() += 1;
+                }
+                let mut out = ExpiredLeases { leases: gone.len() as u64, rows: Vec::with_capacity(per_row.len()) };
+                for (upload, n) in per_row {
+                    let row = sqlx::query(RELEASE_N)
+                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                        .bind(now_ms)
+                        .bind(upload)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?;
+                    if let Some(r) = row {
+                        out.rows.push((file_ref(&r)?, n));
+                    }
+                }
+                tx.commit().await.map_err(map_sqlx)?;
+                Ok(out)
+            }
+
+            async fn blob_in_use(&self, blob_key: &str) -> Result<bool, StoreError> {
+                let n: i64 =
+                    sqlx::query_scalar(BLOB_IN_USE).bind(blob_key).fetch_one(self.pool()).await.map_err(map_sqlx)?;
+                Ok(n > 0)
             }
 
             async fn release_file_ref(
@@ -168,13 +282,29 @@ macro_rules! registry_impl {
                 provider_file_id: &str,
                 now_ms: i64,
             ) -> Result<Option<FileRef>, StoreError> {
-                let row = sqlx::query(RELEASE)
-                    .bind(now_ms)
+                let mut tx = self.pool().begin().await.map_err(map_sqlx)?;
+                let gone: Option<Option<i64>> = sqlx::query_scalar(DELETE_USER_LEASE)
                     .bind(provider)
                     .bind(provider_file_id)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_sqlx)?;
+                let row = match gone {
+                    Some(Some(upload)) => sqlx::query(RELEASE_N)
+                        .bind(1i64)
+                        .bind(now_ms)
+                        .bind(upload)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?,
+                    _ => sqlx::query(&select_by_file())
+                        .bind(provider)
+                        .bind(provider_file_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?,
+                };
+                tx.commit().await.map_err(map_sqlx)?;
                 row.as_ref().map(file_ref).transpose()
             }
 
@@ -315,6 +445,8 @@ macro_rules! registry_impl {
                     .bind(s.skipped)
                     .bind(&s.outcome)
                     .bind(&s.notes)
+                    .bind(s.leases_expired)
+                    .bind(s.blobs_deleted)
                     .bind(run_id)
                     .execute(self.pool())
                     .await

@@ -2,7 +2,8 @@
 //!
 //! States: `Idle` ⇄ `Running` (one run at a time on this node; across nodes the store's
 //! cleanup lock — a PostgreSQL advisory lock — admits one runner). A run goes through
-//! Discover → Validate → ProviderCleanup → DbCleanup → Audit (see `cleanup_run`).
+//! Expire → Discover → Validate → ProviderCleanup → DbCleanup → BlobCollect → Audit (see
+//! `cleanup_run`).
 //!
 //! Messages: [`RunCleanup`] (trigger `schedule`, `cli`, `http` or `tool`, optional dry run;
 //! answers the report or [`CleanupError::Busy`]), [`GetProgress`] (the live progress of
@@ -11,7 +12,7 @@
 //! configured it sends itself `RunCleanup { trigger: "schedule" }` every interval.
 
 use super::cleanup_run::{run_cleanup, CleanupError, CleanupReport, CleanupSettings, Progress, ProgressCell};
-use super::ports::{FileRegistry, ProviderFiles};
+use super::ports::{BlobStore, FileRegistry, ProviderFiles};
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::provider::service::ProviderSet;
@@ -43,6 +44,7 @@ pub type ProviderFilesFactory = Arc<dyn Fn() -> Rc<dyn ProviderFiles> + Send + S
 pub struct CleanupCoordinator {
     registry: Arc<dyn FileRegistry>,
     files: Rc<dyn ProviderFiles>,
+    blob: Option<Arc<dyn BlobStore>>,
     settings: CleanupSettings,
     schedule: Option<Duration>,
     running: bool,
@@ -52,10 +54,11 @@ pub struct CleanupCoordinator {
 }
 
 impl CleanupCoordinator {
-    /// Build it; `schedule` = run every this often.
+    /// Build it; `schedule` = run every this often; `blob`: the blob store to collect.
     pub fn new(
         registry: Arc<dyn FileRegistry>,
         files: Rc<dyn ProviderFiles>,
+        blob: Option<Arc<dyn BlobStore>>,
         settings: CleanupSettings,
         schedule: Option<Duration>,
         metrics: Metrics,
@@ -64,6 +67,7 @@ impl CleanupCoordinator {
         CleanupCoordinator {
             registry,
             files,
+            blob,
             settings,
             schedule,
             running: false,
@@ -98,12 +102,22 @@ impl Handler<RunCleanup> for CleanupCoordinator {
         self.running = true;
         let (reg, files, settings, progress) =
             (Arc::clone(&self.registry), Rc::clone(&self.files), self.settings.clone(), Arc::clone(&self.progress));
+        let blob = self.blob.clone();
         let work = async move {
             let Some(lock) = reg.try_cleanup_lock().await? else {
                 return Err(CleanupError::Busy);
             };
             tracing::info!(trigger = %msg.trigger, dry_run = msg.dry_run, "cleanup run starting");
-            let res = run_cleanup(reg.as_ref(), files.as_ref(), &settings, &msg.trigger, msg.dry_run, &progress).await;
+            let res = run_cleanup(
+                reg.as_ref(),
+                files.as_ref(),
+                blob.as_deref(),
+                &settings,
+                &msg.trigger,
+                msg.dry_run,
+                &progress,
+            )
+            .await;
             lock.release().await;
             res
         };
@@ -121,6 +135,16 @@ impl Handler<RunCleanup> for CleanupCoordinator {
                     .cleanup_items
                     .with_label_values(&["deleted"])
                     .inc_by(u64::try_from(r.summary.deleted).unwrap_or(0));
+                act.metrics
+                    .obs
+                    .cleanup_items
+                    .with_label_values(&["blob_deleted"])
+                    .inc_by(u64::try_from(r.summary.blobs_deleted).unwrap_or(0));
+                act.metrics
+                    .obs
+                    .cleanup_items
+                    .with_label_values(&["lease_expired"])
+                    .inc_by(u64::try_from(r.summary.leases_expired).unwrap_or(0));
             }
             res
         }))

@@ -1,5 +1,9 @@
 //! One cleanup run, stage by stage:
 //!
+//! 0. **Expire**: references (leases) past their expiry are released, page by page; rows
+//!    reaching zero are soft-deleted now (`files.reference_ttl_secs` for user references;
+//!    call references are released when their call ends and expire only as a backstop).
+//!    A dry run skips it.
 //! 1. **Discover** (paged by id): soft-deleted, unreferenced rows past the grace period,
 //!    plus rows still claimed by an interrupted run. At most `max_per_run` are taken (the
 //!    quota; the rest wait for the next run). If the run would delete more than
@@ -16,12 +20,17 @@
 //!    failures alone exceed that share of the run, without attempting the rest.
 //! 4. **DbCleanup**: only rows whose file the provider really removed are deleted (or, if
 //!    re-referenced meanwhile, marked `deleted`). Every other claim is undone (restore).
-//! 5. **Audit**: the `cleanup_items` rows and the `cleanup_runs` totals and outcome.
+//! 5. **BlobCollect**: every blob in the blob store (local folder or S3) older than the
+//!    grace period that no upload row needs (references, a provider file, an upload in
+//!    progress) and no lease names is deleted (dry run: `would_delete`). Runs whatever the
+//!    provider stages found, after them, so rows removed in this run free their blobs in it.
+//! 6. **Audit**: the `cleanup_items` rows (blob items: stage `blob`, provider `blob`, the
+//!    blob key as `provider_file_id`, upload id 0) and the `cleanup_runs` totals and outcome.
 //!
 //! A kill at any point leaves only claimed rows (never reused as they are); the next run
 //! discovers them again and finishes the job.
 
-use super::ports::{CleanupItem, CleanupSummary, FileRef, FileRegistry, ProviderFiles};
+use super::ports::{BlobStore, CleanupItem, CleanupSummary, FileRef, FileRegistry, ProviderFiles, StoredBlob};
 use crate::env::now_ms;
 use crate::ports::StoreError;
 use futures_util::stream::{self, StreamExt};
@@ -131,10 +140,27 @@ fn item(f: &FileRef, stage: &str, outcome: &str, error: Option<String>) -> Clean
     }
 }
 
-/// Run one cleanup. The caller holds the cluster lock.
+fn blob_item(b: &StoredBlob, outcome: &str, error: Option<String>) -> CleanupItem {
+    CleanupItem {
+        upload_id: 0,
+        provider: "blob".into(),
+        provider_file_id: Some(b.key.clone()),
+        stage: "blob".into(),
+        outcome: outcome.into(),
+        error,
+        at_ms: now_ms(),
+    }
+}
+
+/// Leases released per expire page.
+const EXPIRE_PAGE: u32 = 500;
+
+/// Run one cleanup. The caller holds the cluster lock. `blob`: the blob store to collect
+/// (`None`: no blob store configured).
 pub async fn run_cleanup(
     reg: &dyn FileRegistry,
     files: &dyn ProviderFiles,
+    blob: Option<&dyn BlobStore>,
     s: &CleanupSettings,
     trigger: &str,
     dry_run: bool,
@@ -146,7 +172,21 @@ pub async fn run_cleanup(
     });
     let mut sum = CleanupSummary::default();
     let mut items = Vec::new();
-    let res = stages(reg, files, s, dry_run, progress, &mut sum, &mut items).await;
+    let mut res = match dry_run {
+        true => Ok(()),
+        false => expire(reg, progress, &mut sum, &mut items).await,
+    };
+    if res.is_ok() {
+        res = stages(reg, files, s, dry_run, progress, &mut sum, &mut items).await;
+    }
+    if let (Ok(()), Some(blob)) = (&res, blob) {
+        if sum.outcome != "aborted_share" {
+            res = collect_blobs(reg, blob, s, dry_run, progress, &mut sum, &mut items).await;
+        }
+    }
+    if res.is_ok() && sum.outcome == "nothing_to_do" && (sum.blobs_deleted > 0 || sum.leases_expired > 0) {
+        sum.outcome = "completed".into();
+    }
     if let Err(e) = &res {
         sum.outcome = "error".into();
         sum.notes = format!("{}{}", if sum.notes.is_empty() { "" } else { "; " }, e);
@@ -162,6 +202,95 @@ pub async fn run_cleanup(
     audited?;
     tracing::info!(run_id, dry_run, outcome = %sum.outcome, deleted = sum.deleted, failed = sum.failed, "cleanup run finished");
     Ok(CleanupReport { run_id, dry_run, summary: sum, items })
+}
+
+/// Stage 0: release expired leases, page by page.
+async fn expire(
+    reg: &dyn FileRegistry,
+    progress: &ProgressCell,
+    sum: &mut CleanupSummary,
+    items: &mut Vec<CleanupItem>,
+) -> Result<(), CleanupError> {
+    sum.state = "expire".into();
+    set_progress(progress, |p| p.stage = "expire".into());
+    let now = now_ms();
+    loop {
+        let page = reg.expire_leases(now, EXPIRE_PAGE).await?;
+        sum.leases_expired += i64::try_from(page.leases).unwrap_or(i64::MAX);
+        for (f, n) in &page.rows {
+            let left = if f.reference_count == 0 { "no references left" } else { "references remain" };
+            items.push(item(f, "expire", "released", Some(format!("{n} reference(s) expired; {left}"))));
+        }
+        set_progress(progress, |p| p.done = u64::try_from(sum.leases_expired).unwrap_or(0));
+        if page.leases < u64::from(EXPIRE_PAGE) {
+            return Ok(());
+        }
+    }
+}
+
+/// Stage 5: delete the blobs nothing needs any more (see the module doc).
+async fn collect_blobs(
+    reg: &dyn FileRegistry,
+    blob: &dyn BlobStore,
+    s: &CleanupSettings,
+    dry_run: bool,
+    progress: &ProgressCell,
+    sum: &mut CleanupSummary,
+    items: &mut Vec<CleanupItem>,
+) -> Result<(), CleanupError> {
+    let state = std::mem::replace(&mut sum.state, "blob_collect".into());
+    let blobs = match blob.list().await {
+        Ok(b) => b,
+        Err(e) => {
+            sum.state = state;
+            let note = format!("blob collection skipped: {e}");
+            sum.notes = if sum.notes.is_empty() { note } else { format!("{}; {note}", sum.notes) };
+            return Ok(());
+        }
+    };
+    set_progress(progress, |p| {
+        p.stage = "blob_collect".into();
+        p.done = 0;
+        p.total = blobs.len() as u64;
+    });
+    let cutoff = now_ms() - i64::try_from(s.grace.as_millis()).unwrap_or(i64::MAX);
+    let (mut would, mut failed) = (0i64, 0i64);
+    for (i, b) in blobs.iter().enumerate() {
+        set_progress(progress, |p| p.done = i as u64 + 1);
+        if b.modified_ms > cutoff || reg.blob_in_use(&b.key).await? {
+            continue;
+        }
+        if would + sum.blobs_deleted >= s.max_per_run as i64 {
+            items.push(blob_item(b, "skipped", Some("over the per-run quota (cleanup.max_per_run)".into())));
+            continue;
+        }
+        if dry_run {
+            would += 1;
+            items.push(blob_item(b, "would_delete", None));
+            continue;
+        }
+        match blob.delete(&b.sha256).await {
+            Ok(()) => {
+                sum.blobs_deleted += 1;
+                items.push(blob_item(b, "deleted", None));
+            }
+            Err(e) => {
+                failed += 1;
+                items.push(blob_item(b, "failed", Some(e.to_string())));
+            }
+        }
+    }
+    sum.state = state;
+    let note = match (dry_run, failed) {
+        (true, _) => format!("{would} blob(s) would be collected"),
+        (false, 0) => format!("{} blob(s) collected", sum.blobs_deleted),
+        (false, f) => format!("{} blob(s) collected, {f} could not be deleted", sum.blobs_deleted),
+    };
+    sum.notes = if sum.notes.is_empty() { note } else { format!("{}; {note}", sum.notes) };
+    if failed > 0 && sum.outcome == "completed" {
+        sum.outcome = "completed_with_failures".into();
+    }
+    Ok(())
 }
 
 async fn stages(

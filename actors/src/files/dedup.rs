@@ -15,7 +15,12 @@
 //!   meanwhile by another node, the duplicate provider file is deleted again.
 //!
 //! So N concurrent uploads of the same bytes make one provider upload and leave a reference
-//! count of N. sha256 stays the identity: the xxh3 key only groups requests in memory; the
+//! count of N (one lease each). When the leader fails with the provider's final answer for
+//! the file (auth, client or protocol error: retrying gets the same answer), the waiters
+//! for the same file (same resolved path) share that failure instead of each uploading
+//! again — 50 concurrent uploads against a provider answering 400 make one POST. Waiters
+//! with other files of that size, and every waiter after a retryable failure, go through
+//! the table again. sha256 stays the identity: the xxh3 key only groups requests in memory; the
 //! store is keyed by (provider, sha256).
 //!
 //! Messages: [`Acquire`] (→ the row with a provider file id; hit or miss), [`Release`]
@@ -24,8 +29,8 @@
 //! `exai_dedup_bytes_saved_total`.
 
 use super::hash::{inflight_size_key, Digests};
-use super::ports::{BlobStore, FileRef, FileRegistry};
-use super::resolve::{store_error, Resolver};
+use super::ports::{BlobStore, FileRef, FileRegistry, NewLease};
+use super::resolve::{store_error, Failed, Resolver};
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::env::now_ms;
 use crate::error::ToolError;
@@ -60,8 +65,11 @@ pub struct Acquire {
     /// Blob key when also kept in the blob store.
     pub blob_key: Option<String>,
     /// Keep a copy in this blob store too (`gateway` tier): fed by the same read as the
-    /// provider upload when the content is new, else stored while it is hashed.
+    /// provider upload when the content is new, else stored once it is hashed (only if the
+    /// store does not hold it yet).
     pub keep_in_blob: Option<KeepInBlob>,
+    /// The lease the reference is (call or user scope, expiry).
+    pub lease: NewLease,
 }
 
 /// The blob store an [`Acquire`] also keeps the file in.
@@ -79,6 +87,8 @@ impl std::fmt::Debug for KeepInBlob {
 pub struct Acquired {
     /// The row (with the provider file id).
     pub file: FileRef,
+    /// The lease of this reference (release it with `FileRegistry::release_leases`).
+    pub lease_id: i64,
     /// True when an existing provider file was reused.
     pub hit: bool,
 }
@@ -93,7 +103,15 @@ pub struct Release {
     pub provider_file_id: String,
 }
 
-type Waiters = Vec<oneshot::Sender<()>>;
+/// What a leader tells its waiters: its path, and its failure when waiters of the same file
+/// share it.
+#[derive(Debug, Clone)]
+struct LeaderDone {
+    path: PathBuf,
+    shared_failure: Option<ToolError>,
+}
+
+type Waiters = Vec<oneshot::Sender<LeaderDone>>;
 
 /// The actor.
 pub struct DedupManager {
@@ -143,21 +161,31 @@ impl Handler<Acquire> for DedupManager {
             let (tx, rx) = oneshot::channel();
             waiters.push(tx);
             let me = ctx.address();
-            // After the leader: through the table again (this request may carry other bytes).
+            // After the leader: its final answer for the same file, or through the table
+            // again (this request may carry other bytes, or the failure may pass).
             return Box::pin(
                 async move {
-                    let _ = rx.await;
+                    if let Ok(LeaderDone { path, shared_failure: Some(e) }) = rx.await {
+                        if path == msg.path {
+                            return Err(e);
+                        }
+                    }
                     me.send(msg).await.map_err(|_| ToolError::Unavailable("dedup manager stopped".into()))?
                 }
                 .into_actor(self),
             );
         }
         self.inflight.insert(key, Vec::new());
+        let path = msg.path.clone();
         Box::pin(self.resolver().resolve(msg).into_actor(self).map(move |res, act, _| {
+            let shared_failure = match &res {
+                Err(Failed { error, final_answer: true }) => Some(error.clone()),
+                _ => None,
+            };
             for w in act.inflight.remove(&key).unwrap_or_default() {
-                let _ = w.send(());
+                let _ = w.send(LeaderDone { path: path.clone(), shared_failure: shared_failure.clone() });
             }
-            res
+            res.map_err(|f| f.error)
         }))
     }
 }

@@ -11,6 +11,10 @@
 //! Provider limits: `kimi_max_bytes` (100 MB), `glm_max_bytes` (20 MB),
 //! `other_max_bytes` for OpenAI-compatible providers. A file above its target provider's
 //! limit but within another's is refused with the size, the limit and the setting named.
+//!
+//! File types: Kimi's Files API accepts only the types it documents ([`KIMI_FILE_TYPES`]);
+//! a file of another type bound for a Kimi upload is refused before anything is sent
+//! ([`UploadPolicy::check_type`]), naming its type.
 
 use serde::Serialize;
 
@@ -89,7 +93,61 @@ pub struct Refusal {
     pub hint: String,
 }
 
+/// The extensions Kimi's Files API documents for `file-extract` (platform.moonshot.cn,
+/// Files API, "supported formats"), plus `jpg` and `htm`, the other spellings of the
+/// documented `jpeg` and `html` (the same MIME types).
+pub const KIMI_FILE_TYPES: &[&str] = &[
+    "pdf", "txt", "csv", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "md", "jpeg", "jpg", "png", "bmp", "gif", "svg",
+    "svgz", "webp", "ico", "xbm", "dib", "pjp", "tif", "pjpeg", "avif", "dot", "apng", "epub", "tiff", "jfif", "html",
+    "htm", "json", "mobi", "log", "go", "h", "c", "cpp", "cxx", "cc", "cs", "java", "js", "css", "jsp", "php", "py",
+    "py3", "asp", "yaml", "yml", "ini", "conf", "ts", "tsx",
+];
+
+/// A file whose type the target provider does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} is {kind}; {provider} accepts only the file types it documents: {accepted}")]
+pub struct TypeRefusal {
+    /// The file.
+    pub path: String,
+    /// The provider.
+    pub provider: String,
+    /// Its type as seen (`a .exe file`, `a file without an extension`).
+    pub kind: String,
+    /// The accepted extensions.
+    pub accepted: String,
+}
+
+/// The lower-case extension of a file name (`None` without one).
+pub fn extension(filename: &str) -> Option<String> {
+    match filename.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => Some(ext.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 impl UploadPolicy {
+    /// Whether `provider` accepts a file of this name by type (only Kimi has a documented
+    /// list; others accept any type).
+    pub fn accepts_type(&self, provider: &str, filename: &str) -> bool {
+        provider != "kimi" || extension(filename).is_some_and(|e| KIMI_FILE_TYPES.contains(&e.as_str()))
+    }
+
+    /// Refuse a file `provider` would reject for its type, before anything is sent.
+    pub fn check_type(&self, path: &str, filename: &str, provider: &str) -> Result<(), TypeRefusal> {
+        if self.accepts_type(provider, filename) {
+            return Ok(());
+        }
+        Err(TypeRefusal {
+            path: path.to_string(),
+            provider: provider.to_string(),
+            kind: match extension(filename) {
+                Some(e) => format!("a .{e} file"),
+                None => "a file without an extension".into(),
+            },
+            accepted: KIMI_FILE_TYPES.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(" "),
+        })
+    }
+
     /// A provider's direct limit and the setting that holds it.
     pub fn provider_limit(&self, provider: &str) -> (u64, &'static str) {
         match provider {
@@ -184,6 +242,24 @@ mod tests {
         let no_blob = UploadPolicy { blob_enabled: false, ..UploadPolicy::default() };
         assert_eq!(no_blob.decide("f", "kimi", 10 * MB, true).unwrap(), Tier::Direct);
         assert!(no_blob.decide("f", "kimi", 200 * MB, true).unwrap_err().to_string().contains("blob.backend"));
+    }
+
+    #[test]
+    fn kimi_accepts_only_documented_types() {
+        let p = UploadPolicy::default();
+        for ok in ["a.pdf", "b.TXT", "c.tar.py", "d.jpg", "e.docx"] {
+            assert!(p.check_type(ok, ok, "kimi").is_ok(), "{ok}");
+        }
+        let e = p.check_type("/x/tool.exe", "tool.exe", "kimi").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("/x/tool.exe is a .exe file") && text.contains(".pdf") && text.contains("kimi"),
+            "{text}"
+        );
+        let e = p.check_type("/x/Makefile", "Makefile", "kimi").unwrap_err();
+        assert!(e.to_string().contains("without an extension"), "{e}");
+        assert!(p.check_type("/x/.bashrc", ".bashrc", "kimi").is_err(), "a dot file has no extension");
+        assert!(p.check_type("/x/tool.exe", "tool.exe", "glm").is_ok(), "GLM documents no type list");
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! Ports of the files feature: the content-addressed [`BlobStore`] (local folder or
 //! S3-compatible, implemented in the `exai` crate), the [`FileRegistry`] over the
-//! `provider_file_uploads`, `cleanup_runs` and `cleanup_items` tables (implemented by the
-//! SQLite and PostgreSQL stores), and [`ProviderFiles`], the provider Files API as the
-//! cleanup needs it (implemented over `ProviderSet`; tests inject failures through it).
+//! `provider_file_uploads`, `file_leases`, `cleanup_runs` and `cleanup_items` tables
+//! (implemented by the SQLite and PostgreSQL stores), and [`ProviderFiles`], the provider
+//! Files API as the cleanup needs it (implemented over `ProviderSet`; tests inject failures
+//! through it).
+//!
+//! References are leases: every reference an upload row counts is one `file_leases` row
+//! with a [`LeaseScope`] and an expiry, so a reference is released exactly once — by the
+//! call that took it ([`LeaseScope::Call`]), by the user (`kimi_manage_files` delete) or by
+//! its expiry (a cleanup run's first stage).
 
 use crate::ports::StoreError;
 use async_trait::async_trait;
@@ -45,6 +51,8 @@ pub struct BlobInfo {
 pub trait BlobStore: Send + Sync + 'static {
     /// `local` or `s3`.
     fn kind(&self) -> &'static str;
+    /// The key a blob of this sha256 is stored under (what uploads record as `blob_key`).
+    fn key_of(&self, sha256: &str) -> String;
     /// Stream the file at `path` into the store, hashing it in the same pass.
     async fn put_file(&self, path: &Path) -> Result<BlobInfo, BlobError>;
     /// Store the chunks of a shared read (see [`super::hash::hashed_chunks`]), hashing them;
@@ -56,6 +64,21 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get_to_file(&self, sha256: &str, dest: &Path) -> Result<u64, BlobError>;
     /// Delete a blob (absent is not an error).
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
+    /// Every stored blob (content addresses only; temporary objects are not listed).
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError>;
+}
+
+/// One blob as [`BlobStore::list`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlob {
+    /// The key as uploads record it (`blob_key`).
+    pub key: String,
+    /// Lower-case sha256 hex digest of the content.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last write, ms since the epoch (the blob collection's grace period runs from it).
+    pub modified_ms: i64,
 }
 
 /// The receiving end of a [`super::hash::ChunkSink`].
@@ -117,6 +140,55 @@ impl FileRef {
     }
 }
 
+/// Who holds a reference and so when it is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseScope {
+    /// Taken for one tool call (chat with files): released when the call ends, however it
+    /// ends; the expiry is only the backstop for a process that died meanwhile.
+    Call,
+    /// Handed to the user (upload tools): released by `kimi_manage_files` delete or when it
+    /// expires (`files.reference_ttl_secs`).
+    Upload,
+}
+
+impl LeaseScope {
+    /// The `file_leases.scope` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseScope::Call => "call",
+            LeaseScope::Upload => "upload",
+        }
+    }
+}
+
+/// The lease an acquisition takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewLease {
+    /// Who holds it.
+    pub scope: LeaseScope,
+    /// When it expires, ms.
+    pub expires_at_ms: i64,
+}
+
+/// What [`FileRegistry::acquire_file_ref`] returns: the row and the lease taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acquisition {
+    /// The row after the statement.
+    pub file: FileRef,
+    /// The `file_leases` row of this reference.
+    pub lease_id: i64,
+}
+
+/// One page of expired leases, released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpiredLeases {
+    /// Leases released in this page (upload and blob leases).
+    pub leases: u64,
+    /// Upload rows whose count went down, as they are after it, with the number released.
+    pub rows: Vec<(FileRef, u64)>,
+}
+
 /// What [`FileRegistry::acquire_file_ref`] inserts when no row exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFileRef {
@@ -136,6 +208,8 @@ pub struct NewFileRef {
     pub upload_method: String,
     /// Blob key when kept in the blob store too.
     pub blob_key: Option<String>,
+    /// The lease this reference is.
+    pub lease: NewLease,
     /// Now, ms.
     pub now_ms: i64,
 }
@@ -179,6 +253,10 @@ pub struct CleanupSummary {
     pub outcome: String,
     /// Human notes.
     pub notes: String,
+    /// References released because they expired.
+    pub leases_expired: i64,
+    /// Blobs removed from the blob store (no upload row and no lease names them).
+    pub blobs_deleted: i64,
 }
 
 /// Held while a node runs a cleanup (PostgreSQL: a session advisory lock on a dedicated
@@ -194,9 +272,9 @@ pub trait CleanupLock: Send {
 #[async_trait]
 pub trait FileRegistry: Send + Sync + 'static {
     /// The one atomic upsert: insert with one reference (status `pending`) or add one
-    /// reference to the existing (provider, sha256) row (clearing a soft delete); returns
-    /// the row as it is after the statement.
-    async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<FileRef, StoreError>;
+    /// reference to the existing (provider, sha256) row (clearing a soft delete), and the
+    /// reference's lease, in one transaction; returns the row as it is after the statement.
+    async fn acquire_file_ref(&self, f: &NewFileRef) -> Result<Acquisition, StoreError>;
 
     /// Whether any row of `provider` has exactly `size` bytes (a cheap pre-check: content
     /// of a size no row has is certainly new). The default answers `true`, which only costs
@@ -213,10 +291,23 @@ pub trait FileRegistry: Send + Sync + 'static {
         blob_key: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
-    /// A provider upload failed: status `failed`, the caller's reference given back.
-    async fn fail_upload(&self, id: i64, error: &str, now_ms: i64) -> Result<(), StoreError>;
-    /// Give one reference back (never below zero); reaching zero soft-deletes the row
-    /// (`deleted_at` = now). Returns the row after the update, if it exists.
+    /// A provider upload failed: status `failed` (unless another caller completed it), the
+    /// caller's lease released.
+    async fn fail_upload(&self, id: i64, lease_id: i64, error: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Release leases (those already released are skipped, so a release is never counted
+    /// twice); a row reaching zero references is soft-deleted (`deleted_at` = now).
+    async fn release_leases(&self, lease_ids: &[i64], now_ms: i64) -> Result<(), StoreError>;
+    /// A lease on a blob-only file (no upload row), keeping its blob from the collection.
+    async fn add_blob_lease(&self, blob_key: &str, lease: NewLease, now_ms: i64) -> Result<i64, StoreError>;
+    /// Release at most `limit` leases expired at `now_ms` (one transaction); see
+    /// [`ExpiredLeases`]. Fewer than `limit` released means none is left.
+    async fn expire_leases(&self, now_ms: i64, limit: u32) -> Result<ExpiredLeases, StoreError>;
+    /// Whether a blob is still needed: an upload row names it and still holds references,
+    /// a provider file or an upload in progress, or a lease names it.
+    async fn blob_in_use(&self, blob_key: &str) -> Result<bool, StoreError>;
+    /// Give one user reference (an `upload` lease, the oldest) back; reaching zero
+    /// soft-deletes the row (`deleted_at` = now). References held by running calls are not
+    /// touched. Returns the row after the update, if it exists.
     async fn release_file_ref(
         &self,
         provider: &str,

@@ -2,7 +2,13 @@
 //! first (a possible hit: some stored file has this size) or upload first (certainly new
 //! content: read once, hashed while it streams to the provider and, for the `gateway` tier,
 //! into the blob store from the same read), then take the reference with the registry's
-//! atomic upsert. See [`super::dedup`] for the grouping.
+//! atomic upsert (which also takes the caller's lease). See [`super::dedup`] for the
+//! grouping.
+//!
+//! A failure says whether it is the provider's final answer for this file (an auth, client
+//! or protocol error, or an unsupported request: retrying would get the same answer), in
+//! which case the requests waiting for this leader with the same file share it instead of
+//! each uploading again.
 
 use super::dedup::{Acquire, Acquired, KeepInBlob};
 use super::hash::{chunk_channel, hash_file, Digests, TeeSlot};
@@ -13,7 +19,30 @@ use crate::metrics::Metrics;
 use crate::ports::StoreError;
 use crate::provider::actor::{FileReply, FileRequest};
 use crate::provider::service::ProviderSet;
+use crate::provider::types::ErrorClass;
 use std::sync::Arc;
+
+/// A leader's failure: the error, and whether waiters for the same file share it.
+#[derive(Debug, Clone)]
+pub(super) struct Failed {
+    pub(super) error: ToolError,
+    pub(super) final_answer: bool,
+}
+
+impl From<ToolError> for Failed {
+    fn from(error: ToolError) -> Self {
+        Failed { error, final_answer: false }
+    }
+}
+
+/// A provider failure that retrying the same file would only repeat.
+fn final_answer(class: Option<ErrorClass>) -> bool {
+    matches!(class, Some(ErrorClass::Auth | ErrorClass::Client | ErrorClass::Protocol | ErrorClass::Local))
+}
+
+fn upload_failed((error, class): (ToolError, Option<ErrorClass>)) -> Failed {
+    Failed { final_answer: final_answer(class) && !matches!(error, ToolError::Cancelled { .. }), error }
+}
 
 pub(super) fn store_error(e: StoreError) -> ToolError {
     ToolError::Unavailable(format!("file registry: {e}"))
@@ -35,7 +64,7 @@ pub(super) struct Resolver {
 
 impl Resolver {
     /// Hash first (a possible hit) or upload first (certainly new content), see the module doc.
-    pub(super) async fn resolve(self, mut msg: Acquire) -> Result<Acquired, ToolError> {
+    pub(super) async fn resolve(self, mut msg: Acquire) -> Result<Acquired, Failed> {
         let digests = match msg.digests.clone() {
             Some(d) => d,
             None => {
@@ -44,10 +73,12 @@ impl Resolver {
                     return self.upload_first(msg).await;
                 }
                 match msg.keep_in_blob.clone() {
+                    // Hash first; the blob is written only if the store does not hold it yet
+                    // (a repeat upload of a large file never rewrites its blob).
                     Some(KeepInBlob(blob)) => {
-                        let info = blob.put_file(&msg.path).await.map_err(blob_error)?;
-                        msg.blob_key = Some(info.key);
-                        Digests { sha256: info.sha256, xxh3: info.xxh3, size: info.size }
+                        let d = hash_file(msg.path.clone()).await.map_err(read_error)?;
+                        msg.blob_key = Some(ensure_blob(blob.as_ref(), &msg.path, &d).await?);
+                        d
                     }
                     None => hash_file(msg.path.clone()).await.map_err(read_error)?,
                 }
@@ -57,7 +88,7 @@ impl Resolver {
     }
 
     /// New content: upload it (read once, hashed on the way), then record the reference.
-    async fn upload_first(self, mut msg: Acquire) -> Result<Acquired, ToolError> {
+    async fn upload_first(self, mut msg: Acquire) -> Result<Acquired, Failed> {
         self.metrics.obs.dedup_misses.inc();
         let (tee, kept) = match &msg.keep_in_blob {
             Some(KeepInBlob(blob)) => {
@@ -79,11 +110,13 @@ impl Resolver {
                 None => None,
             }
         };
-        let (uploaded, kept) = tokio::join!(self.providers.file_op(&msg.provider, op), keep);
-        let pf = match uploaded? {
+        let (uploaded, kept) = tokio::join!(self.providers.file_op_classed(&msg.provider, op), keep);
+        let pf = match uploaded.map_err(upload_failed)? {
             FileReply::File(pf) => pf,
             _ => {
-                return Err(ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() })
+                return Err(
+                    ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() }.into()
+                )
             }
         };
         match (kept, &msg.keep_in_blob) {
@@ -101,18 +134,18 @@ impl Resolver {
             None => hash_file(msg.path.clone()).await.map_err(read_error)?.sha256,
         };
         let new = self.new_ref(&msg, sha256, msg.size);
-        let row = match self.registry.acquire_file_ref(&new).await {
-            Ok(row) => row,
+        let acq = match self.registry.acquire_file_ref(&new).await {
+            Ok(acq) => acq,
             Err(e) => {
                 self.delete_quietly(&msg.provider, &pf.id, "the reference could not be recorded").await;
-                return Err(store_error(e));
+                return Err(store_error(e).into());
             }
         };
-        if row.is_ready() {
+        if acq.file.is_ready() {
             self.delete_quietly(&msg.provider, &pf.id, "the same content was uploaded meanwhile").await;
-            return Ok(Acquired { file: row, hit: false });
+            return Ok(Acquired { file: acq.file, lease_id: acq.lease_id, hit: false });
         }
-        self.complete(row, pf.id, &msg, msg.size).await
+        Ok(self.complete(acq.file, acq.lease_id, pf.id, &msg, msg.size).await?)
     }
 
     async fn delete_quietly(&self, provider: &str, id: &str, why: &str) {
@@ -134,6 +167,7 @@ impl Resolver {
             purpose: msg.purpose.clone(),
             upload_method: msg.method.clone(),
             blob_key: msg.blob_key.clone(),
+            lease: msg.lease,
             now_ms: now_ms(),
         }
     }
@@ -142,6 +176,7 @@ impl Resolver {
     async fn complete(
         &self,
         mut row: FileRef,
+        lease_id: i64,
         provider_file_id: String,
         msg: &Acquire,
         size: u64,
@@ -156,18 +191,19 @@ impl Resolver {
         if msg.blob_key.is_some() {
             row.blob_key = msg.blob_key.clone();
         }
-        Ok(Acquired { file: row, hit: false })
+        Ok(Acquired { file: row, lease_id, hit: false })
     }
 
     /// One reference (atomic upsert); upload when the row has no usable provider file.
-    async fn acquire_hashed(self, msg: Acquire, digests: Digests) -> Result<Acquired, ToolError> {
+    async fn acquire_hashed(self, msg: Acquire, digests: Digests) -> Result<Acquired, Failed> {
         let new = self.new_ref(&msg, digests.sha256.clone(), digests.size);
-        let row = self.registry.acquire_file_ref(&new).await.map_err(store_error)?;
+        let acq = self.registry.acquire_file_ref(&new).await.map_err(store_error)?;
+        let (row, lease_id) = (acq.file, acq.lease_id);
         if row.is_ready() {
             self.metrics.obs.dedup_hits.inc();
             self.metrics.obs.dedup_bytes_saved.inc_by(digests.size);
             tracing::debug!(provider = %msg.provider, upload_id = row.id, refs = row.reference_count, "dedup hit");
-            return Ok(Acquired { file: row, hit: true });
+            return Ok(Acquired { file: row, lease_id, hit: true });
         }
         self.metrics.obs.dedup_misses.inc();
         let op = FileRequest::Upload {
@@ -176,28 +212,43 @@ impl Resolver {
             purpose: msg.purpose.clone(),
             tee: TeeSlot::default(),
         };
-        match self.providers.file_op(&msg.provider, op).await {
+        let failed = match self.providers.file_op_classed(&msg.provider, op).await {
             // The upload hashed what it sent: a file changed since it was hashed would be
             // recorded under another content's identity, so it is refused instead.
             Ok(FileReply::File(pf)) if pf.sha256.as_ref().is_some_and(|s| *s != digests.sha256) => {
                 self.delete_quietly(&msg.provider, &pf.id, "the file changed during its upload").await;
-                let e = ToolError::Execution(format!(
+                Failed::from(ToolError::Execution(format!(
                     "{} changed while it was being uploaded; nothing was recorded, send it again",
                     msg.filename
-                ));
-                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
-                Err(e)
+                )))
             }
-            Ok(FileReply::File(pf)) => self.complete(row, pf.id, &msg, digests.size).await,
-            Ok(_) => {
-                let e = ToolError::Provider { provider: msg.provider, message: "unexpected upload answer".into() };
-                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
-                Err(e)
-            }
-            Err(e) => {
-                let _ = self.registry.fail_upload(row.id, &e.to_string(), now_ms()).await;
-                Err(e)
-            }
-        }
+            Ok(FileReply::File(pf)) => return Ok(self.complete(row, lease_id, pf.id, &msg, digests.size).await?),
+            Ok(_) => Failed::from(ToolError::Provider {
+                provider: msg.provider.clone(),
+                message: "unexpected upload answer".into(),
+            }),
+            Err(e) => upload_failed(e),
+        };
+        let _ = self.registry.fail_upload(row.id, lease_id, &failed.error.to_string(), now_ms()).await;
+        Err(failed)
     }
+}
+
+/// The blob key of content already hashed: the existing blob when the store holds it
+/// (nothing is written), else a new put.
+pub(super) async fn ensure_blob(
+    blob: &dyn super::ports::BlobStore,
+    path: &std::path::Path,
+    d: &Digests,
+) -> Result<String, ToolError> {
+    if blob.exists(&d.sha256).await.map_err(blob_error)? {
+        tracing::debug!(bytes = d.size, "blob already stored; not written again");
+        return Ok(blob.key_of(&d.sha256));
+    }
+    let info = blob.put_file(path).await.map_err(blob_error)?;
+    if info.sha256 != d.sha256 {
+        // Changed between the hash and the put: the blob holds other bytes than the hash names.
+        return Err(ToolError::Execution("the file changed while it was being stored; send it again".into()));
+    }
+    Ok(info.key)
 }

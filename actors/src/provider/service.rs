@@ -342,6 +342,23 @@ impl ProviderSet {
         self.file_op_typed(provider, op).await?.map_err(|e| tool_error(provider, e))
     }
 
+    /// A Files API operation whose failure keeps the provider's error class (`None` when the
+    /// request was not admitted: unknown provider, open breaker, no permit).
+    pub async fn file_op_classed(
+        &self,
+        provider: &str,
+        op: FileRequest,
+    ) -> Result<FileReply, (ToolError, Option<super::types::ErrorClass>)> {
+        match self.file_op_typed(provider, op).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                let class = e.class();
+                Err((tool_error(provider, e), Some(class)))
+            }
+            Err(e) => Err((e, None)),
+        }
+    }
+
     /// Delete a provider file: `Ok(true)` deleted, `Ok(false)` already gone (the provider
     /// answered 404 — decided on the typed status, never on message text).
     pub async fn delete_file(&self, provider: &str, id: &str) -> Result<bool, ToolError> {

@@ -1,5 +1,6 @@
-//! Blob stores: content addressing, atomic writes, streaming; S3 against a real
-//! S3-compatible server (`moto_server`) started on 127.0.0.1.
+//! Blob stores: content addressing, atomic writes, streaming, listing; S3 against a real
+//! S3-compatible server (`moto_server`) started on 127.0.0.1. The cleanup's blob
+//! collection on both stores: what no upload row or lease needs is deleted and audited.
 
 use exai::blob::local::LocalBlobStore;
 use exai::blob::s3::{S3BlobStore, S3Settings};
@@ -12,6 +13,96 @@ use std::time::{Duration, Instant};
 
 use crate::common::mock::install_crypto;
 use crate::common::tools;
+use async_trait::async_trait;
+use exai_actors::files::cleanup_run::{run_cleanup, CleanupSettings, ProgressCell};
+use exai_actors::files::ports::{LeaseScope, NewFileRef, NewLease, ProviderFiles};
+
+/// No provider file is ever deleted in these tests (no row holds one).
+struct NoProviderFiles;
+
+#[async_trait(?Send)]
+impl ProviderFiles for NoProviderFiles {
+    async fn delete_file(&self, provider: &str, id: &str) -> Result<bool, String> {
+        panic!("unexpected provider delete of {provider} {id}");
+    }
+}
+
+/// Blob collection on `store`: a blob named by a referenced upload row and one under a live
+/// lease stay; one nothing names, one whose row failed, and one whose lease expired go —
+/// deleted, audited (stage `blob`), dry run first; a grace period protects fresh blobs.
+async fn collection(store: &dyn BlobStore, dir: &std::path::Path) {
+    let reg = super::registry::registry(&format!("sqlite://{}/gc.db", dir.display())).await;
+    let mut keys = Vec::new();
+    for i in 0..5u8 {
+        let p = dir.join(format!("gc{i}.bin"));
+        std::fs::write(&p, data(100_000 + usize::from(i), 40 + i)).unwrap();
+        keys.push(store.put_file(&p).await.unwrap());
+    }
+    let listed = store.list().await.unwrap();
+    let mut listed_keys: Vec<&str> = listed.iter().map(|b| b.key.as_str()).collect();
+    listed_keys.sort_unstable();
+    let mut want: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(listed_keys, want, "list shows the content addresses only");
+    assert!(listed.iter().all(|b| b.size >= 100_000 && b.modified_ms > 0));
+    let row = |i: usize| NewFileRef {
+        blob_key: Some(keys[i].key.clone()),
+        upload_method: "gateway".into(),
+        lease: NewLease { scope: LeaseScope::Upload, expires_at_ms: i64::MAX / 4 },
+        ..super::registry::new_ref("kimi", &keys[i].sha256, 1_000)
+    };
+    // 0: a referenced gateway row. 1: a live lease on a blob-only file. 2: nothing.
+    // 3: a gateway row whose upload failed. 4: a blob-only lease that has expired.
+    reg.acquire_file_ref(&row(0)).await.unwrap();
+    let lease = |expires_at_ms| NewLease { scope: LeaseScope::Upload, expires_at_ms };
+    reg.add_blob_lease(&keys[1].key, lease(i64::MAX / 4), 1_000).await.unwrap();
+    let failed = reg.acquire_file_ref(&row(3)).await.unwrap();
+    reg.fail_upload(failed.file.id, failed.lease_id, "HTTP 400", 2_000).await.unwrap();
+    reg.add_blob_lease(&keys[4].key, lease(exai_actors::env::now_ms() - 1), 1_000).await.unwrap();
+
+    let settings = |grace_secs| CleanupSettings {
+        grace: Duration::from_secs(grace_secs),
+        max_delete_share: 1.0,
+        delete_rate_per_sec: 1000.0,
+        ..CleanupSettings::default()
+    };
+    let progress = ProgressCell::default();
+    let young = run_cleanup(reg.as_ref(), &NoProviderFiles, Some(store), &settings(3600), "cli", false, &progress)
+        .await
+        .unwrap();
+    assert_eq!(young.summary.blobs_deleted, 0, "fresh blobs are inside the grace period: {:?}", young.summary);
+    assert_eq!(young.summary.leases_expired, 1, "the expired lease was released");
+    assert_eq!(store.list().await.unwrap().len(), 5);
+
+    let dry =
+        run_cleanup(reg.as_ref(), &NoProviderFiles, Some(store), &settings(0), "cli", true, &progress).await.unwrap();
+    let would: Vec<&str> = dry
+        .items
+        .iter()
+        .filter(|i| i.stage == "blob" && i.outcome == "would_delete")
+        .filter_map(|i| i.provider_file_id.as_deref())
+        .collect();
+    assert_eq!(would.len(), 3, "{:?}", dry.items);
+    assert_eq!(store.list().await.unwrap().len(), 5, "a dry run deletes nothing");
+
+    let run =
+        run_cleanup(reg.as_ref(), &NoProviderFiles, Some(store), &settings(0), "cli", false, &progress).await.unwrap();
+    assert_eq!(run.summary.blobs_deleted, 3, "{:?}", run.summary);
+    assert_eq!(run.summary.outcome, "completed", "{:?}", run.summary);
+    let mut deleted: Vec<&str> = run
+        .items
+        .iter()
+        .filter(|i| i.stage == "blob" && i.outcome == "deleted" && i.provider == "blob")
+        .filter_map(|i| i.provider_file_id.as_deref())
+        .collect();
+    deleted.sort_unstable();
+    let mut gone = vec![keys[2].key.as_str(), keys[3].key.as_str(), keys[4].key.as_str()];
+    gone.sort_unstable();
+    assert_eq!(deleted, gone, "audited by key");
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(store.exists(&k.sha256).await.unwrap(), i < 2, "blob {i}");
+    }
+}
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -75,6 +166,7 @@ async fn local_store_is_content_addressed_and_atomic() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalBlobStore::new(dir.path().join("blobs"));
     exercise(&store, dir.path()).await;
+    collection(&store, dir.path()).await;
     // No temporary files are left behind.
     let tmp = dir.path().join("blobs/tmp");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
@@ -135,4 +227,5 @@ async fn s3_store_against_moto_server() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     exercise(&store, dir.path()).await;
+    collection(&store, dir.path()).await;
 }

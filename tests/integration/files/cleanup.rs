@@ -58,7 +58,7 @@ async fn seed(reg: &dyn FileRegistry, n: usize, live: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n + live {
         let sha = format!("{:064x}", i + 1);
-        let r = reg.acquire_file_ref(&new_ref("kimi", &sha, 1_000)).await.unwrap();
+        let r = reg.acquire_file_ref(&new_ref("kimi", &sha, 1_000)).await.unwrap().file;
         let id = format!("f{i}");
         reg.complete_upload(r.id, &id, None, 1_000).await.unwrap();
         if i < n {
@@ -87,7 +87,7 @@ async fn failure_bands_continue_retry_and_stop() {
         let reg = registry(&url).await;
         let ids = seed(reg.as_ref(), 40, 2).await;
         let fake = FakeFiles::new([ids[3].clone()], 99);
-        let r = run_cleanup(reg.as_ref(), &fake, &settings(), "cli", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &settings(), "cli", false, &progress()).await.unwrap();
         assert_eq!(r.summary.outcome, "completed_with_failures", "{:?}", r.summary);
         assert_eq!((r.summary.deleted, r.summary.failed), (39, 1));
         assert_eq!(fake.attempts.borrow().len(), 40, "no retry below 5 %");
@@ -98,7 +98,7 @@ async fn failure_bands_continue_retry_and_stop() {
         assert!(r.items.iter().any(|i| i.stage == "restore" && i.outcome == "restored"));
         // The next run retries it and finishes.
         let fake2 = FakeFiles::new([], 0);
-        let r2 = run_cleanup(reg.as_ref(), &fake2, &settings(), "cli", false, &progress()).await.unwrap();
+        let r2 = run_cleanup(reg.as_ref(), &fake2, None, &settings(), "cli", false, &progress()).await.unwrap();
         assert_eq!((r2.summary.outcome.as_str(), r2.summary.deleted), ("completed", 1));
     })
     .await;
@@ -107,7 +107,7 @@ async fn failure_bands_continue_retry_and_stop() {
         let reg = registry(&url).await;
         let ids = seed(reg.as_ref(), 40, 0).await;
         let fake = FakeFiles::new(ids[..4].to_vec(), 1);
-        let r = run_cleanup(reg.as_ref(), &fake, &settings(), "http", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &settings(), "http", false, &progress()).await.unwrap();
         assert_eq!(r.summary.outcome, "completed", "{:?}", r.summary);
         assert_eq!((r.summary.deleted, r.summary.failed), (40, 0));
         assert_eq!(fake.attempts.borrow().len(), 44, "the four failed deletes were retried once");
@@ -121,7 +121,7 @@ async fn failure_bands_continue_retry_and_stop() {
         let reg = registry(&url).await;
         let ids = seed(reg.as_ref(), 40, 0).await;
         let fake = FakeFiles::new(ids[..10].to_vec(), 99);
-        let r = run_cleanup(reg.as_ref(), &fake, &settings(), "schedule", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &settings(), "schedule", false, &progress()).await.unwrap();
         assert_eq!(r.summary.outcome, "aborted_failures", "{:?}", r.summary);
         assert_eq!(fake.attempts.borrow().len(), 9, "stopped once the outcome was certain");
         assert_eq!((r.summary.deleted, r.summary.failed), (0, 9));
@@ -143,7 +143,7 @@ async fn dry_run_share_abort_and_quota() {
         seed(reg.as_ref(), 6, 4).await;
         let fake = FakeFiles::new([], 0);
         let before = remaining(reg.as_ref()).await;
-        let r = run_cleanup(reg.as_ref(), &fake, &settings(), "cli", true, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &settings(), "cli", true, &progress()).await.unwrap();
         assert_eq!((r.summary.outcome.as_str(), r.summary.validated), ("dry_run", 6));
         assert!(fake.attempts.borrow().is_empty(), "dry run deletes nothing at the provider");
         assert_eq!(remaining(reg.as_ref()).await, before, "dry run deletes nothing in the database");
@@ -151,7 +151,7 @@ async fn dry_run_share_abort_and_quota() {
 
         // 6 of 10 files is above a 50 % share: abort before any claim.
         let s = CleanupSettings { max_delete_share: 0.5, ..settings() };
-        let r = run_cleanup(reg.as_ref(), &fake, &s, "cli", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &s, "cli", false, &progress()).await.unwrap();
         assert_eq!(r.summary.outcome, "aborted_share", "{:?}", r.summary);
         assert!(r.summary.notes.contains("cleanup.max_delete_share"));
         assert!(fake.attempts.borrow().is_empty());
@@ -159,9 +159,9 @@ async fn dry_run_share_abort_and_quota() {
 
         // Quota: 4 per run.
         let s = CleanupSettings { max_per_run: 4, ..settings() };
-        let r = run_cleanup(reg.as_ref(), &fake, &s, "cli", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &s, "cli", false, &progress()).await.unwrap();
         assert_eq!((r.summary.deleted, r.summary.skipped), (4, 2), "{:?}", r.summary);
-        let r = run_cleanup(reg.as_ref(), &fake, &s, "cli", false, &progress()).await.unwrap();
+        let r = run_cleanup(reg.as_ref(), &fake, None, &s, "cli", false, &progress()).await.unwrap();
         assert_eq!(r.summary.deleted, 2);
         assert_eq!(remaining(reg.as_ref()).await.len(), 4, "the live files stay");
         let _ = Arc::clone(&reg);

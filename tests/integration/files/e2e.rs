@@ -15,16 +15,16 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const KIMI_KEY: &str = "test-kimi-key-0123456789";
-const GLM_KEY: &str = "test-glm-key-0123456789";
-const ADMIN: &str = "admin-token-0123456789abcdef";
+pub(super) const KIMI_KEY: &str = "test-kimi-key-0123456789";
+pub(super) const GLM_KEY: &str = "test-glm-key-0123456789";
+pub(super) const ADMIN: &str = "admin-token-0123456789abcdef";
 const MARKER: &str = "ZEBRA-MARKER-7f3a9c";
 
-fn fixtures() -> Value {
+pub(super) fn fixtures() -> Value {
     json!({"fixtures": [{ "match": {"userMessage": "question about files"}, "response": {"content": "files answered"} }]})
 }
 
-fn options(kimi: &MockProvider, glm: &MockProvider, root: &Path) -> ServerOptions {
+pub(super) fn options(kimi: &MockProvider, glm: &MockProvider, root: &Path) -> ServerOptions {
     ServerOptions::new()
         .set("providers.kimi.base_url", &kimi.base_url())
         .set("providers.glm.base_url", &glm.base_url())
@@ -38,7 +38,7 @@ fn options(kimi: &MockProvider, glm: &MockProvider, root: &Path) -> ServerOption
         .env("EXAI_SERVER__ADMIN_TOKEN", ADMIN)
 }
 
-fn write(path: &Path, len: usize, fill: &str) {
+pub(super) fn write(path: &Path, len: usize, fill: &str) {
     let mut s = String::with_capacity(len + fill.len());
     while s.len() < len {
         s.push_str(fill);
@@ -47,11 +47,11 @@ fn write(path: &Path, len: usize, fill: &str) {
     std::fs::write(path, s).unwrap();
 }
 
-async fn uploads(m: &MockProvider) -> usize {
+pub(super) async fn uploads(m: &MockProvider) -> usize {
     m.journal().await.iter().filter(|e| e["method"] == "POST" && e["path"] == "/v1/files").count()
 }
 
-async fn provider_ids(m: &MockProvider) -> Vec<String> {
+pub(super) async fn provider_ids(m: &MockProvider) -> Vec<String> {
     let v = m.get_json("/v1/files").await;
     v["data"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect()
 }
@@ -209,7 +209,7 @@ async fn fifty_concurrent_identical_uploads_make_one_provider_upload() {
     .await;
 }
 
-fn read_bytes(metrics: &str, pass: &str) -> u64 {
+pub(super) fn read_bytes(metrics: &str, pass: &str) -> u64 {
     let key = format!("exai_file_read_bytes_total{{pass=\"{pass}\"}} ");
     metrics.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX)
 }
@@ -421,7 +421,7 @@ fn sink_one(mut s: std::net::TcpStream) {
         left -= n as u64;
     }
     let body =
-        format!(r#"{{"id":"file-big","object":"file","filename":"big.bin","bytes":{len},"purpose":"assistants"}}"#);
+        format!(r#"{{"id":"file-big","object":"file","filename":"big.txt","bytes":{len},"purpose":"assistants"}}"#);
     let _ = write!(
         s,
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -442,7 +442,7 @@ async fn a_100_mb_upload_raises_resident_memory_by_at_most_32_mb() {
     let port = start_sink();
     let glm = MockProvider::start_aimock(&fixtures(), &[]);
     let root = tempfile::tempdir().unwrap();
-    let big = root.path().join("big.bin");
+    let big = root.path().join("big.txt");
     {
         let mut f = std::fs::File::create(&big).unwrap();
         let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
@@ -473,7 +473,7 @@ async fn a_100_mb_upload_raises_resident_memory_by_at_most_32_mb() {
         }
     });
     let t0 = Instant::now();
-    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kimi_upload_files","arguments":{"files":["big.bin"]}}})).await;
+    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kimi_upload_files","arguments":{"files":["big.txt"]}}})).await;
     let (r, _) = c.recv_response(&json!(2), Duration::from_secs(300)).await;
     let wall = t0.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1,16 +1,19 @@
 //! File tools that ask a model about files: `kimi_chat_with_files` (uploads through the
-//! gateway, fetches Kimi's extracted text through the Files API and sends it; small files
-//! are embedded directly), `glm_multi_file_chat` (GLM cannot return file text, so the text
-//! is extracted locally and sent — the old tool never sent it) and `smart_file_query`
-//! (picks the provider by size and policy). One model call per invocation; file texts go
-//! only into the request, never into logs.
+//! gateway, fetches Kimi's extracted text through the Files API and sends it in a system
+//! message, as Kimi documents; small files are embedded directly), `glm_multi_file_chat`
+//! (GLM cannot return file text, so the text is extracted locally and sent with the
+//! prompt — the old tool never sent it) and `smart_file_query` (picks the provider by size,
+//! type and policy). The references these uploads take belong to the call: they are held in
+//! a [`CallLeases`] and released when the call ends (success, error, cancel, timeout). One
+//! model call per invocation; file texts go only into the request, never into logs.
 
 use super::common::{
     call_model, json_output, object_schema, pick_common, request_from_args, result_meta, CallBudget, Common,
 };
 use crate::error::ToolError;
-use crate::files::gateway::FileGateway;
+use crate::files::gateway::{CallLeases, FileGateway};
 use crate::files::policy::Tier;
+use crate::files::ports::LeaseScope;
 use crate::provider::actor::{FileReply, FileRequest};
 use crate::provider::service::ChatCall;
 use crate::provider::types::ChatMessage;
@@ -55,19 +58,22 @@ fn spec(name: &str, title: &str, description: &str, schema: Value) -> ToolSpec {
 }
 
 /// Texts of files for Kimi: embedded when small, else uploaded and read back as Kimi's
-/// extracted text. Returns the prompt section and per-file metadata.
+/// extracted text. Returns the prompt section and per-file metadata; the references taken
+/// go to `held`.
 async fn kimi_texts(
     ctx: &ToolContext,
     gw: &FileGateway,
     paths: &[String],
     ids: &[String],
+    held: &mut CallLeases,
 ) -> Result<(String, Vec<Value>), ToolError> {
     gw.check_count("files", paths.len() + ids.len())?;
     let mut section = String::new();
     let mut meta = Vec::new();
     for (i, p) in paths.iter().enumerate() {
         let field = format!("files/{i}");
-        let up = gw.upload(&ctx.env.files, &field, p, "kimi", true).await?;
+        let up = gw.upload(&ctx.env.files, &field, p, "kimi", true, LeaseScope::Call).await?;
+        held.hold(&up);
         let text = match (up.tier, &up.provider_file_id) {
             (Tier::Embed, _) => ctx.env.files.read_texts("files", std::slice::from_ref(p)).await?.remove(0).text,
             (Tier::BlobOnly, _) | (_, None) => {
@@ -109,22 +115,42 @@ async fn local_texts(ctx: &ToolContext, gw: &FileGateway, paths: &[String]) -> R
     Ok((section, meta))
 }
 
+/// Where the file texts go: Kimi documents them as a system message of their own; GLM gets
+/// them with the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    System,
+    User,
+}
+
+fn messages(prompt: &str, section: &str, placement: Placement) -> Vec<ChatMessage> {
+    if section.is_empty() {
+        return vec![ChatMessage::text("system", SYSTEM), ChatMessage::text("user", prompt)];
+    }
+    let files = format!("=== FILES ===\n{section}=== END FILES ===\n");
+    match placement {
+        Placement::System => vec![
+            ChatMessage::text("system", SYSTEM),
+            ChatMessage::text("system", files),
+            ChatMessage::text("user", prompt),
+        ],
+        Placement::User => {
+            vec![ChatMessage::text("system", SYSTEM), ChatMessage::text("user", format!("{prompt}\n\n{files}"))]
+        }
+    }
+}
+
 async fn ask(
     ctx: &ToolContext,
     args: &Map<String, Value>,
     routing_tool: &str,
-    section: String,
+    (section, placement): (String, Placement),
     files: Vec<Value>,
     extra: Value,
 ) -> Result<ToolOutput, ToolError> {
     let c = Common(args);
     let prompt = c.str("prompt").unwrap_or_default();
-    let user = if section.is_empty() {
-        prompt.to_string()
-    } else {
-        format!("{prompt}\n\n=== FILES ===\n{section}=== END FILES ===\n")
-    };
-    let messages = vec![ChatMessage::text("system", SYSTEM), ChatMessage::text("user", user)];
+    let messages = messages(prompt, &section, placement);
     let call = ChatCall {
         model: c.str("model").map(str::to_string),
         tool: routing_tool.into(),
@@ -172,8 +198,15 @@ impl Tool for KimiChatWithFiles {
         let gw = Arc::clone(&self.1);
         Box::pin(async move {
             let c = Common(&args);
-            let (section, files) = kimi_texts(&ctx, &gw, &c.strings("files"), &c.strings("file_ids")).await?;
-            ask(&ctx, &args, "kimi_chat_with_files", section, files, Value::Null).await
+            let mut held = gw.call_leases();
+            let res = match kimi_texts(&ctx, &gw, &c.strings("files"), &c.strings("file_ids"), &mut held).await {
+                Ok((section, files)) => {
+                    ask(&ctx, &args, "kimi_chat_with_files", (section, Placement::System), files, Value::Null).await
+                }
+                Err(e) => Err(e),
+            };
+            held.release().await;
+            res
         })
     }
 }
@@ -210,7 +243,7 @@ impl Tool for GlmMultiFileChat {
         let gw = Arc::clone(&self.1);
         Box::pin(async move {
             let (section, files) = local_texts(&ctx, &gw, &Common(&args).strings("files")).await?;
-            ask(&ctx, &args, "glm_multi_file_chat", section, files, Value::Null).await
+            ask(&ctx, &args, "glm_multi_file_chat", (section, Placement::User), files, Value::Null).await
         })
     }
 }
@@ -251,14 +284,20 @@ impl Tool for SmartFileQuery {
             let paths = c.strings("files");
             gw.check_count("files", paths.len())?;
             let mut largest = 0u64;
+            let mut kimi_types = true;
             for (i, p) in paths.iter().enumerate() {
-                largest = largest.max(gw.resolve(&ctx.env.files, &format!("files/{i}"), p).await?.1);
+                let (path, size) = gw.resolve(&ctx.env.files, &format!("files/{i}"), p).await?;
+                largest = largest.max(size);
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                kimi_types &= size < gw.policy.embed_max_bytes || gw.policy.accepts_type("kimi", &name);
             }
             let configured = |name: &str| ctx.env.providers.entries().iter().any(|e| e.name == name && e.configured);
+            // Kimi only when it accepts every file's type; else GLM with locally extracted text.
+            let kimi_ok = configured("kimi") && (kimi_types || !configured("glm"));
             let provider = match c.str("provider").unwrap_or("auto") {
                 "kimi" => "kimi",
                 "glm" => "glm",
-                _ => gw.policy.pick_provider(largest, configured("kimi"), configured("glm")).ok_or_else(|| {
+                _ => gw.policy.pick_provider(largest, kimi_ok, configured("glm")).ok_or_else(|| {
                     ToolError::InvalidArguments {
                         field: "files".into(),
                         message: format!(
@@ -269,15 +308,26 @@ impl Tool for SmartFileQuery {
                     }
                 })?,
             };
-            let why = format!("largest file {largest} bytes; provider {provider}");
-            let (section, files, tool) = if provider == "kimi" {
-                let (s, f) = kimi_texts(&ctx, &gw, &paths, &[]).await?;
-                (s, f, "kimi_chat_with_files")
+            let why = if kimi_types || provider != "glm" {
+                format!("largest file {largest} bytes; provider {provider}")
             } else {
-                let (s, f) = local_texts(&ctx, &gw, &paths).await?;
-                (s, f, "glm_multi_file_chat")
+                format!("largest file {largest} bytes; a file type Kimi does not accept; provider {provider}")
             };
-            ask(&ctx, &args, tool, section, files, json!({ "routing": { "provider": provider, "reason": why } })).await
+            let extra = json!({ "routing": { "provider": provider, "reason": why } });
+            let mut held = gw.call_leases();
+            let res = if provider == "kimi" {
+                match kimi_texts(&ctx, &gw, &paths, &[], &mut held).await {
+                    Ok((s, f)) => ask(&ctx, &args, "kimi_chat_with_files", (s, Placement::System), f, extra).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                match local_texts(&ctx, &gw, &paths).await {
+                    Ok((s, f)) => ask(&ctx, &args, "glm_multi_file_chat", (s, Placement::User), f, extra).await,
+                    Err(e) => Err(e),
+                }
+            };
+            held.release().await;
+            res
         })
     }
 }

@@ -1,13 +1,18 @@
 //! File tools that move files: `kimi_upload_files`, `glm_upload_file`, `kimi_manage_files`
-//! (list, delete = give a reference back, cleanup with `dry_run`). Paths come only from the
+//! (list, delete = give a reference back — for Kimi, or GLM with `provider: "glm"` —,
+//! cleanup with `dry_run`). Paths come only from the
 //! allowed roots (symlinks resolved); uploads follow the policy table and are deduplicated
-//! by content. Files API operations are bounded by `files.max_files_per_call`; no model
-//! is called. File contents are never logged or returned.
+//! by content. Each uploaded file's reference belongs to the user: it is released by
+//! `kimi_manage_files` delete or when it expires (`files.reference_ttl_secs`, the result's
+//! `reference_expires_at_ms`). Files API operations are bounded by
+//! `files.max_files_per_call`; no model is called. File contents are never logged or
+//! returned.
 
 use super::common::{object_schema, props, Common};
 use crate::error::ToolError;
 use crate::files::cleanup::RunCleanup;
 use crate::files::gateway::FileGateway;
+use crate::files::ports::LeaseScope;
 use crate::provider::actor::{FileReply, FileRequest};
 use crate::tools::{Tool, ToolContext, ToolKind, ToolOutput, ToolSpec};
 use futures_util::future::LocalBoxFuture;
@@ -31,8 +36,9 @@ impl KimiUploadFiles {
                 name: "kimi_upload_files".into(),
                 title: Some("Upload files to Kimi".into()),
                 description: "Upload files to Kimi's Files API (deduplicated by content: the same bytes reuse the \
-                              existing file id). Large files are also kept in the blob store; files above every \
-                              provider limit are kept in the blob store only. Returns file ids."
+                              existing file id; only the file types Kimi documents are accepted). Large files are \
+                              also kept in the blob store; files above every provider limit are kept in the blob \
+                              store only. Returns file ids; each reference expires after files.reference_ttl_secs."
                     .into(),
                 input_schema: object_schema(props(json!({ "files": paths_prop(gw.max_files_per_call) })), &["files"]),
                 kind: ToolKind::Simple,
@@ -45,10 +51,24 @@ impl KimiUploadFiles {
 
 async fn upload_all(ctx: &ToolContext, gw: &FileGateway, provider: &str, paths: &[String]) -> Result<Value, ToolError> {
     gw.check_count("files", paths.len())?;
+    // Until the result reaches the user, the references taken belong to this call: a file
+    // that fails gives back those of the files before it (the user never learns their ids).
+    let mut taken = gw.call_leases();
     let mut out = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        out.push(gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false).await?);
+        let up = gw.upload(&ctx.env.files, &format!("files/{i}"), p, provider, false, LeaseScope::Upload).await;
+        match up {
+            Ok(up) => {
+                taken.hold(&up);
+                out.push(up);
+            }
+            Err(e) => {
+                taken.release().await;
+                return Err(e);
+            }
+        }
     }
+    taken.keep();
     Ok(json!({ "status": "success", "provider": provider, "files": out }))
 }
 
@@ -110,7 +130,7 @@ impl Tool for GlmUploadFile {
         let gw = Arc::clone(&self.1);
         Box::pin(async move {
             let path = Common(&args).str("file").unwrap_or_default().to_string();
-            let up = gw.upload(&ctx.env.files, "file", &path, "glm", false).await?;
+            let up = gw.upload(&ctx.env.files, "file", &path, "glm", false, LeaseScope::Upload).await?;
             Ok(ToolOutput {
                 provider: Some("glm".into()),
                 ..ToolOutput::json(json!({ "status": "success", "provider": "glm", "file": up }))
@@ -129,13 +149,14 @@ impl KimiManageFiles {
             ToolSpec {
                 name: "kimi_manage_files".into(),
                 title: Some("Manage Kimi files".into()),
-                description: "List Kimi files (with their reference counts), delete one (gives its reference \
-                              back; an unreferenced file is removed by the cleanup after the grace period), or \
-                              run the staged cleanup (dry_run: report only)."
+                description: "List Kimi (or, with provider \"glm\", GLM) files with their reference counts, \
+                              delete one (gives your reference back; an unreferenced file is removed by the \
+                              cleanup after the grace period), or run the staged cleanup (dry_run: report only)."
                     .into(),
                 input_schema: object_schema(
                     props(json!({
                         "action": { "type": "string", "enum": ["list", "delete", "cleanup"] },
+                        "provider": { "type": "string", "enum": ["kimi", "glm"], "description": "whose files (default kimi)" },
                         "file_id": { "type": "string", "minLength": 1, "maxLength": 200 },
                         "dry_run": { "type": "boolean", "description": "cleanup: report what would be deleted (default true)" }
                     })),
@@ -162,15 +183,16 @@ impl Tool for KimiManageFiles {
         let gw = Arc::clone(&self.1);
         Box::pin(async move {
             let c = Common(&args);
+            let provider = c.str("provider").unwrap_or("kimi");
             let v = match c.str("action").unwrap_or_default() {
                 "list" => {
-                    let files = match ctx.env.providers.file_op("kimi", FileRequest::List).await? {
+                    let files = match ctx.env.providers.file_op(provider, FileRequest::List).await? {
                         FileReply::Files(f) => f,
                         _ => Vec::new(),
                     };
                     let refs = gw
                         .registry
-                        .list_file_refs(Some("kimi"), 10_000)
+                        .list_file_refs(Some(provider), 10_000)
                         .await
                         .map_err(|e| ToolError::Unavailable(format!("file registry: {e}")))?;
                     let listed: Vec<Value> = files
@@ -183,23 +205,23 @@ impl Tool for KimiManageFiles {
                                     "sha256": r.map(|r| r.sha256.clone()) })
                         })
                         .collect();
-                    json!({ "status": "success", "provider": "kimi", "count": listed.len(), "files": listed })
+                    json!({ "status": "success", "provider": provider, "count": listed.len(), "files": listed })
                 }
                 "delete" => {
                     let id = c.str("file_id").ok_or_else(|| ToolError::InvalidArguments {
                         field: "file_id".into(),
                         message: "required for action \"delete\"".into(),
                     })?;
-                    match gw.release("kimi", id).await? {
+                    match gw.release(provider, id).await? {
                         Some(r) => json!({
                             "status": "success", "file_id": id, "reference_count": r.reference_count,
                             "soft_deleted": r.reference_count == 0,
                             "note": if r.reference_count == 0 {
-                                "no references left: the file is removed from Kimi by the next cleanup run after cleanup.grace_period_secs"
+                                "no references left: the file is removed from the provider by the next cleanup run after cleanup.grace_period_secs"
                             } else { "other references remain: the file is kept" },
                         }),
                         None => {
-                            ctx.env.providers.file_op("kimi", FileRequest::Delete(id.to_string())).await?;
+                            ctx.env.providers.file_op(provider, FileRequest::Delete(id.to_string())).await?;
                             json!({ "status": "success", "file_id": id, "deleted": true,
                                     "note": "not tracked by exai: deleted at the provider at once" })
                         }
@@ -226,7 +248,7 @@ impl Tool for KimiManageFiles {
                     })
                 }
             };
-            Ok(ToolOutput { provider: Some("kimi".into()), ..ToolOutput::json(v) })
+            Ok(ToolOutput { provider: Some(provider.into()), ..ToolOutput::json(v) })
         })
     }
 }
