@@ -106,6 +106,7 @@ async fn start(
     let url = cfg.database_url();
     tracing::info!(database = %store::redact_url(&url), "opening store");
     let store = store::open(&url, &store_options(&cfg, true)).await?;
+    fail_orphaned_tasks(store.as_ref()).await;
     let runtime = Arc::new(RuntimeState::new(&settings));
     let catalog = wiring::catalog(&cfg);
     let toollog = ToolLogQueue::new(settings.toollog_queue, metrics.clone());
@@ -283,4 +284,20 @@ pub fn migrate(cfg: Config) -> Result<i32, AppError> {
         serde_json::json!({ "database": store::redact_url(&url), "applied": status.applied, "known": status.known, "current": status.is_current() })
     );
     Ok(if status.is_current() { 0 } else { 1 })
+}
+
+/// A SQLite database serves one process (its file lock): a task still working in it at
+/// start-up died with the previous process (killed, not drained), so it is failed with a clear
+/// message instead of looking alive until its TTL. PostgreSQL may be shared by live servers,
+/// whose running tasks must not be touched, so it is left alone.
+async fn fail_orphaned_tasks(store: &dyn store::Store) {
+    let Some(tasks) = store.task_store().filter(|_| store.backend() == "sqlite") else {
+        return;
+    };
+    let why = "the server stopped before the task finished (it was not drained)";
+    match tasks.fail_unfinished_tasks(why, exai_actors::env::now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(tasks = n, "tasks left running by the previous process are failed"),
+        Err(e) => tracing::warn!(error = %e, "failing orphaned tasks failed"),
+    }
 }

@@ -78,6 +78,8 @@ pub struct RuntimeState {
     pub sessions_http: AtomicUsize,
     /// Providers' circuit-breaker states (written by the provider layer).
     pub breakers: crate::breakers::BreakerBoard,
+    /// MCP tasks running in this process (the shutdown drain waits for them).
+    pub tasks: crate::tasks::TaskRunner,
 }
 
 impl RuntimeState {
@@ -95,6 +97,7 @@ impl RuntimeState {
             sessions_legacy: AtomicUsize::new(0),
             sessions_http: AtomicUsize::new(0),
             breakers: crate::breakers::BreakerBoard::default(),
+            tasks: crate::tasks::TaskRunner::default(),
         }
     }
 

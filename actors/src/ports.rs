@@ -364,6 +364,11 @@ pub trait Store: DiagnosticsStore + Send + Sync + 'static {
     fn file_registry(&self) -> Option<std::sync::Arc<dyn crate::files::ports::FileRegistry>> {
         None
     }
+    /// The MCP tasks table over the same database (`None` for stores without it, such as
+    /// test fakes: task-augmented calls are then refused).
+    fn task_store(&self) -> Option<std::sync::Arc<dyn crate::tasks::TaskStore>> {
+        None
+    }
 }
 
 /// One captured log event (INFO and above) for the `activity` tool and the dashboard.

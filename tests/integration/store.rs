@@ -3,6 +3,7 @@
 
 mod diagnostics;
 pub(crate) mod harness;
+mod tasks;
 mod turns;
 
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use exai_actors::ports::{
 use harness::{on_each_backend, Raw};
 use serde_json::json;
 
-const KNOWN_VERSIONS: [i64; 6] = [1, 2, 3, 4, 5, 6];
+const KNOWN_VERSIONS: [i64; 7] = [1, 2, 3, 4, 5, 6, 7];
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "sessions",
     "conversations",
     "messages",
@@ -27,6 +28,7 @@ const TABLES: [&str; 9] = [
     "cleanup_items",
     "error_investigations",
     "auditor_observations",
+    "tasks",
 ];
 
 async fn open(url: &str) -> Arc<dyn Store> {
