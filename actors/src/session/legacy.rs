@@ -175,6 +175,7 @@ impl WsSession {
             args: arguments,
             session_id: Arc::clone(&self.session_id),
             request_id: rid.clone(),
+            principal: std::sync::Arc::clone(&self.principal),
             protocol: "legacy-ws",
             progress: progress_sink(self.out.clone(), rid.clone(), canonical),
         };

@@ -171,6 +171,7 @@ impl WsSession {
             args: p.arguments,
             session_id: std::sync::Arc::clone(&self.session_id),
             request_id: id.to_string(),
+            principal: std::sync::Arc::clone(&self.principal),
             protocol: "mcp-ws",
             progress,
         };

@@ -179,6 +179,7 @@ async fn call(
         args: p.arguments,
         session_id: Arc::clone(&session.id),
         request_id: id.to_string(),
+        principal: exai_actors::access::principal(env.settings.auth_token.as_deref()),
         protocol: PROTOCOL,
         progress,
     };
