@@ -18,6 +18,7 @@ mod malformed;
 mod mcp_ws;
 mod metrics;
 mod probe;
+mod prompts;
 mod providers;
 mod resume;
 mod store;

@@ -117,7 +117,7 @@ impl WsSession {
         let out = self.out.clone();
         ExtraCtx {
             dispatcher: self.deps.dispatcher.clone(),
-            principal: Arc::from("local"),
+            principal: Arc::clone(&self.principal),
             session_id: Arc::clone(&self.session_id),
             protocol: "mcp-ws",
             notify: Some(Rc::new(move |frame| {

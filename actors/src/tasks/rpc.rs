@@ -132,6 +132,7 @@ pub async fn start(ctx: ExtraCtx, p: CallParams, task: Value, request_id: String
         name: p.name,
         args: p.arguments,
         session_id: Arc::clone(&ctx.session_id),
+        principal: Arc::clone(&ctx.principal),
         request_id,
         protocol: ctx.protocol,
         progress: ProgressSink::none(),

@@ -114,7 +114,7 @@ pub async fn request(
 fn extra_ctx(http: &McpHttp, session: &Session) -> ExtraCtx {
     ExtraCtx {
         dispatcher: http.dispatcher.clone(),
-        principal: Arc::from("local"),
+        principal: exai_actors::access::principal(http.dispatcher.env().settings.auth_token.as_deref()),
         session_id: Arc::clone(&session.id),
         protocol: PROTOCOL,
         notify: None,
