@@ -48,7 +48,7 @@ impl MigrationStatus {
 }
 
 /// Outcome of a finished tool call, as recorded in the tool-call log.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallOutcome {
     /// The tool returned a normal result.
@@ -89,7 +89,7 @@ impl CallOutcome {
 }
 
 /// One row of the tool-call log. Arguments are never stored, only their size.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ToolCallRecord {
     /// Row id assigned by the store (0 before insert).
     #[serde(default)]
@@ -372,7 +372,7 @@ pub trait Store: DiagnosticsStore + Send + Sync + 'static {
 }
 
 /// One captured log event (INFO and above) for the `activity` tool and the dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ActivityEvent {
     /// When it happened.
     pub at_ms: i64,

@@ -9,6 +9,7 @@ pub mod ai;
 pub mod builtin;
 pub mod files;
 pub mod registry;
+pub mod typed;
 
 use crate::env::ToolEnv;
 use crate::error::ToolError;
@@ -325,6 +326,11 @@ pub struct ToolContext {
 pub trait Tool: Send + Sync + 'static {
     /// Static description.
     fn spec(&self) -> &ToolSpec;
+    /// JSON Schema of the `structuredContent` of a successful result, published as the
+    /// tool's `outputSchema` (typed tools derive it; others publish none).
+    fn output_schema(&self) -> Option<&Value> {
+        None
+    }
     /// Run with validated arguments.
     fn call(
         &self,
