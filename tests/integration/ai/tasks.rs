@@ -152,6 +152,11 @@ async fn tasks_cancel_list_expire_and_refuse_bad_requests() {
     // TTL: a finished task is kept for its TTL, then it is gone and the maintenance tick
     // removes its row.
     let short = task_id(&call_task(&mut c, 20, "chat", json!({"prompt": "quick", "model": "glm-4.5"}), 1_500).await);
+    // The connection that created it is told when it finishes.
+    let (note, _) = c
+        .recv_json_until(T, |v| v["method"] == "notifications/tasks/status" && v["params"]["taskId"] == short.as_str())
+        .await;
+    assert_eq!(note["params"]["status"], "completed", "{note}");
     let res = c.request(21, "tasks/result", json!({"taskId": short})).await;
     assert!(ok(&res["result"])["content"].is_string(), "{res}");
     let db = Raw::open(&format!("sqlite://{}/exai.db", dir.path().display())).await;
