@@ -8,6 +8,7 @@
 #      * the official MCP conformance suite (@modelcontextprotocol/conformance)
 #      * the @copilotkit/aimock mock provider (files, reasoning, request journal with headers)
 #      * playwright-core (drives the system Chromium in the dashboard browser test)
+#      * the official MCP TypeScript SDK (@modelcontextprotocol/sdk, for the MCP Tasks test)
 #      * the Debian package chromium, when /usr/bin/chromium is missing (needs root)
 # 2. Makes sure PostgreSQL accepts connections on 127.0.0.1:5432 (starts the local cluster if not).
 # 3. Exports the EXAI_TEST_* variables the integration tests read, and runs
@@ -166,6 +167,26 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# (d3) the official MCP TypeScript SDK for the MCP Tasks client test (tests/clients/sdk/tasks.mjs)
+SDK_DIR="$CACHE/sdk"
+SDK_VERSION="1.32.2"             # must match tests/clients/sdk/package.json
+SDK_KEY="$(inputs_key "$NODE_VERSION" "$CLIENTS/sdk/package.json" "$CLIENTS/sdk/package-lock.json")"
+if stamp_ok sdk "$SDK_KEY" && [[ -f "$SDK_DIR/node_modules/@modelcontextprotocol/sdk/package.json" ]]; then
+    step "@modelcontextprotocol/sdk $SDK_VERSION up to date: $SDK_DIR"
+else
+    step "installing @modelcontextprotocol/sdk@$SDK_VERSION into $SDK_DIR"
+    start=$SECONDS
+    rm -rf "$SDK_DIR" "$STAMPS/sdk"
+    mkdir -p "$SDK_DIR"
+    cp "$CLIENTS/sdk/package.json" "$CLIENTS/sdk/package-lock.json" "$SDK_DIR/"
+    (cd "$SDK_DIR" && PATH="$NODE_BIN:$PATH" npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    got="$("$NODE_BIN/node" -p "require('$SDK_DIR/node_modules/@modelcontextprotocol/sdk/package.json').version")"
+    [[ "$got" == "$SDK_VERSION" ]] || die "@modelcontextprotocol/sdk reports version '$got', expected $SDK_VERSION"
+    stamp_write sdk "$SDK_KEY"
+    step "@modelcontextprotocol/sdk ready in $((SECONDS - start))s"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # (e) Chromium (Debian package) for the dashboard browser test
 CHROMIUM="${EXAI_TEST_CHROMIUM:-/usr/bin/chromium}"
 if [[ -x "$CHROMIUM" ]]; then
@@ -218,6 +239,7 @@ step "EXAI_TEST_NODE_BIN=$EXAI_TEST_NODE_BIN"
 step "EXAI_TEST_CONFORMANCE_DIR=$EXAI_TEST_CONFORMANCE_DIR"
 step "EXAI_TEST_AIMOCK_CLI=$EXAI_TEST_AIMOCK_CLI"
 export EXAI_TEST_DASHBOARD_DIR="$DASH_DIR"
+export EXAI_TEST_SDK_DIR="$SDK_DIR"
 export EXAI_TEST_CHROMIUM="$CHROMIUM"
 step "EXAI_TEST_PYTHON=$EXAI_TEST_PYTHON"
 step "EXAI_TEST_NODE_BIN=$EXAI_TEST_NODE_BIN"

@@ -179,6 +179,7 @@ async fn start(
     let url = cfg.database_url();
     tracing::info!(database = %store::redact_url(&url), "opening store");
     let store = store::open(&url, &store_options(&cfg, true)).await?;
+    fail_orphaned_tasks(store.as_ref()).await;
     let runtime = Arc::new(RuntimeState::new(&settings));
     let data_dir = std::path::Path::new(&cfg.storage.data_dir);
     if data_dir.is_dir() {
@@ -373,4 +374,20 @@ pub fn migrate(cfg: Config) -> Result<i32, AppError> {
         .to_string(),
     );
     Ok(if status.is_current() { 0 } else { 1 })
+}
+
+/// A SQLite database serves one process (its file lock): a task still working in it at
+/// start-up died with the previous process (killed, not drained), so it is failed with a clear
+/// message instead of looking alive until its TTL. PostgreSQL may be shared by live servers,
+/// whose running tasks must not be touched, so it is left alone.
+async fn fail_orphaned_tasks(store: &dyn store::Store) {
+    let Some(tasks) = store.task_store().filter(|_| store.backend() == "sqlite") else {
+        return;
+    };
+    let why = "the server stopped before the task finished (it was not drained)";
+    match tasks.fail_unfinished_tasks(why, exai_actors::env::now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(tasks = n, "tasks left running by the previous process are failed"),
+        Err(e) => tracing::warn!(error = %e, "failing orphaned tasks failed"),
+    }
 }

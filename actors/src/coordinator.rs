@@ -1,7 +1,8 @@
 //! `SystemCoordinator`: the root of the supervision tree and owner of staged shutdown.
 //!
 //! States: `Running` → `Draining` (shutdown begun: no new connections or calls; sessions
-//! finish their in-flight calls up to the deadline) → `Flushing` (children drained, store
+//! and detached MCP tasks finish their in-flight calls up to the deadline; tasks still running
+//! then are aborted and stored as failed) → `Flushing` (children drained, store
 //! flushed and closed) → `Stopped` (the actix `System` is stopped with exit code 0).
 //!
 //! Messages taken: [`ChildExited`] (a child died; sent by its [`ExitNotifier`] on drop, which
@@ -394,10 +395,23 @@ impl SystemCoordinator {
 
     fn wait_sessions(&mut self, deadline: Instant, ctx: &mut Context<Self>) {
         // Sessions cancel what is left at the deadline and then close; allow them a moment.
+        // Detached MCP tasks are waited for too: at the deadline the rest are aborted, and
+        // each stores itself as failed before the store closes.
         let hard = deadline + Duration::from_secs(3);
-        if self.sessions.is_empty() || Instant::now() >= hard {
+        let now = Instant::now();
+        if now >= deadline {
+            let aborted = self.runtime.tasks.abort_all();
+            if aborted > 0 {
+                tracing::warn!(tasks = aborted, "drain deadline passed: running tasks are failed");
+            }
+        }
+        let tasks = self.runtime.tasks.running();
+        if (self.sessions.is_empty() && tasks == 0) || now >= hard {
             if !self.sessions.is_empty() {
                 tracing::warn!(left = self.sessions.len(), "sessions still open after the drain deadline");
+            }
+            if tasks > 0 {
+                tracing::warn!(left = tasks, "tasks still running after the drain deadline");
             }
             self.flush(ctx);
             return;
@@ -466,6 +480,14 @@ impl Actor for SystemCoordinator {
                 async move {
                     if let Err(e) = store.maintain().await {
                         tracing::warn!(error = %e, "store maintenance failed");
+                    }
+                    // MCP tasks past their TTL are removed (reads already ignore them).
+                    if let Some(tasks) = store.task_store() {
+                        match tasks.delete_expired_tasks(crate::env::now_ms()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::debug!(tasks = n, "expired tasks removed"),
+                            Err(e) => tracing::warn!(error = %e, "removing expired tasks failed"),
+                        }
                     }
                 }
                 .into_actor(act)

@@ -81,6 +81,8 @@ pub struct RuntimeState {
     /// Whether turns and log rows can be stored now (free space, writers failing on a full
     /// disk): checked before a provider is called, reported by readiness.
     pub storage: Arc<crate::storage_health::StorageHealth>,
+    /// MCP tasks running in this process (the shutdown drain waits for them).
+    pub tasks: crate::tasks::TaskRunner,
 }
 
 impl RuntimeState {
@@ -99,6 +101,7 @@ impl RuntimeState {
             sessions_http: AtomicUsize::new(0),
             breakers: crate::breakers::BreakerBoard::default(),
             storage: Arc::new(crate::storage_health::StorageHealth::new()),
+            tasks: crate::tasks::TaskRunner::default(),
         }
     }
 

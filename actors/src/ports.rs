@@ -52,7 +52,7 @@ impl MigrationStatus {
 }
 
 /// Outcome of a finished tool call, as recorded in the tool-call log.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallOutcome {
     /// The tool returned a normal result.
@@ -93,7 +93,7 @@ impl CallOutcome {
 }
 
 /// One row of the tool-call log. Arguments are never stored, only their size.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ToolCallRecord {
     /// Row id assigned by the store (0 before insert).
     #[serde(default)]
@@ -381,10 +381,15 @@ pub trait Store: DiagnosticsStore + Send + Sync + 'static {
     fn file_registry(&self) -> Option<std::sync::Arc<dyn crate::files::ports::FileRegistry>> {
         None
     }
+    /// The MCP tasks table over the same database (`None` for stores without it, such as
+    /// test fakes: task-augmented calls are then refused).
+    fn task_store(&self) -> Option<std::sync::Arc<dyn crate::tasks::TaskStore>> {
+        None
+    }
 }
 
 /// One captured log event (INFO and above) for the `activity` tool and the dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ActivityEvent {
     /// When it happened.
     pub at_ms: i64,

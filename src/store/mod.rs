@@ -18,6 +18,7 @@ mod priority;
 mod rows;
 pub mod sqlite;
 mod sqlite_turns;
+mod tasks;
 mod url;
 
 use std::sync::Arc;

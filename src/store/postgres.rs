@@ -169,6 +169,10 @@ impl Store for PgStore {
         Some(std::sync::Arc::new(self.clone()))
     }
 
+    fn task_store(&self) -> Option<std::sync::Arc<dyn exai_actors::tasks::TaskStore>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -6,6 +6,7 @@
 
 mod faults;
 mod routing;
+mod tasks;
 mod threads;
 
 use crate::common::mock::MockProvider;

@@ -19,6 +19,7 @@ mod mcp_ws;
 mod metrics;
 mod ops;
 mod probe;
+mod prompts;
 mod providers;
 mod resume;
 mod store;

@@ -61,3 +61,28 @@ fn python_sdk_ws_client_authenticates_with_query_token() {
         logs.lines().filter(|line| line.contains(&token)).map(|line| line.replace(&token, "<THE-TOKEN>")).collect();
     assert!(leaks.is_empty(), "the auth token appeared in the server's logs:\n{}", leaks.join("\n"));
 }
+
+/// The Python SDK 1.30 checks a result's `structuredContent` against the tool's
+/// `outputSchema`: the typed tools' derived schemas hold for what they return.
+#[test]
+fn python_sdk_accepts_the_typed_tools_structured_results() {
+    let server = ServerProcess::start(ServerOptions::new().set("storage.toollog_flush_ms", "50"));
+    let url = server.ws_url("/mcp");
+    for (tool, args) in [
+        ("version", "{}"),
+        ("version", "{}"),
+        ("toolcall_log_tail", r#"{"n": 5}"#),
+        ("activity", r#"{"lines": 20, "level": "info"}"#),
+    ] {
+        let mut cmd = probe_command();
+        cmd.arg(&url).arg(tool).args(["--args", args, "--timeout", "20"]).env("PYTHONUNBUFFERED", "1");
+        let out = run_with_timeout(&mut cmd, PROBE_LIMIT);
+        assert!(
+            out.success() && out.stdout.contains("PROBE OK"),
+            "{tool}: {}\n--- server stderr ---\n{}",
+            out.describe(),
+            server.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

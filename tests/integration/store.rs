@@ -4,6 +4,7 @@
 mod diagnostics;
 pub(crate) mod harness;
 mod reachability;
+mod tasks;
 mod turns;
 
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use exai_actors::ports::{
 use harness::{on_each_backend, Raw};
 use serde_json::json;
 
-const KNOWN_VERSIONS: [i64; 6] = [1, 2, 3, 4, 5, 6];
+const KNOWN_VERSIONS: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "sessions",
     "conversations",
     "messages",
@@ -28,6 +29,8 @@ const TABLES: [&str; 9] = [
     "cleanup_items",
     "error_investigations",
     "auditor_observations",
+    "tasks",
+    "file_leases",
 ];
 
 async fn open(url: &str) -> Arc<dyn Store> {

@@ -1,6 +1,8 @@
 //! MCP (spec revision 2025-11-25) semantics shared by the WebSocket and Streamable HTTP
-//! transports: version negotiation, `initialize`, `ping`, `tools/list` pagination,
-//! `logging/setLevel`, `tools/call` parameter parsing and result rendering.
+//! transports: version negotiation, `initialize` (capabilities: tools, prompts, logging,
+//! tasks), `ping`, `tools/list` pagination, `logging/setLevel`, `tools/call` parameter
+//! parsing (including a task-augmented call's `task`) and result rendering. Prompts and the
+//! task methods are answered by `crate::mcp_extra`.
 //!
 //! Transport-specific parts (concurrency, progress delivery, cancellation) live in the
 //! session actor and the HTTP handler; everything here is pure.
@@ -79,7 +81,12 @@ pub fn initialize(params: Option<&Value>, settings: &CoreSettings) -> Result<(Va
     };
     let result = json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false }, "logging": {} },
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "prompts": { "listChanged": false },
+            "logging": {},
+            "tasks": { "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } },
+        },
         "serverInfo": { "name": settings.server_name, "version": settings.server_version, "title": "exai MCP gateway" },
         "instructions": "exai routes tool calls to AI providers (Kimi, GLM, OpenAI-compatible). Call `listmodels` to see models and `status` for server state."
     });
@@ -123,6 +130,8 @@ pub struct CallParams {
     pub arguments: Option<Value>,
     /// Progress token if the caller wants progress.
     pub progress_token: Option<Value>,
+    /// `task` (task-augmented call: run as an MCP task), as sent.
+    pub task: Option<Value>,
 }
 
 /// Parse `tools/call` params.
@@ -144,7 +153,8 @@ pub fn call_params(params: Option<Value>) -> Result<CallParams, RpcError> {
         .and_then(|m| m.get("progressToken"))
         .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
         .cloned();
-    Ok(CallParams { name, arguments, progress_token })
+    let task = p.remove("task").filter(|t| !t.is_null());
+    Ok(CallParams { name, arguments, progress_token, task })
 }
 
 /// Render a finished call as a `CallToolResult` (tool failures become `isError: true`).

@@ -1,16 +1,20 @@
 //! MCP over WebSocket inside [`WsSession`]: lifecycle, concurrent `tools/call` with progress
-//! and cancellation, logging level, and server-initiated pings.
+//! and cancellation, logging level, and server-initiated pings. Prompts, the task methods and
+//! task-augmented `tools/call` go to the transport-neutral hook [`crate::mcp_extra`].
 
 use super::{ReplyTo, SessionDeps, WsSession};
 use crate::dispatch::{CallRequest, CallResult};
 use crate::error::ToolError;
+use crate::mcp_extra::{self, ExtraCtx, Handled};
 use crate::protocol::jsonrpc::{self, codes, Incoming, RequestId};
 use crate::protocol::mcp::{self, RpcError};
 use crate::protocol::mcp_frame;
 use crate::tools::{LogLevel, ProgressSink};
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -95,7 +99,12 @@ impl WsSession {
                 json!({})
             }),
             "tools/call" => return self.on_tools_call(id, params, ctx),
-            other => Err(RpcError::method_not_found(other)),
+            // Prompts and tasks: the transport-neutral hook.
+            other => match mcp_extra::handle(other, params.as_ref(), &self.extra_ctx()) {
+                Some(Handled::Now(r)) => r,
+                Some(Handled::Later(fut)) => return self.reply_later(id, fut, ctx),
+                None => Err(RpcError::method_not_found(other)),
+            },
         };
         match res {
             Ok(v) => self.send(jsonrpc::result_frame(&id, v), true, ctx),
@@ -103,13 +112,46 @@ impl WsSession {
         }
     }
 
+    /// What the prompts/tasks hook needs from this session.
+    fn extra_ctx(&self) -> ExtraCtx {
+        let out = self.out.clone();
+        ExtraCtx {
+            dispatcher: self.deps.dispatcher.clone(),
+            principal: Arc::clone(&self.principal),
+            session_id: Arc::clone(&self.session_id),
+            protocol: "mcp-ws",
+            notify: Some(Rc::new(move |frame| {
+                let _ = out.try_send(super::Outbound::Text(frame));
+            })),
+        }
+    }
+
+    /// Send the response once `fut` resolves (it runs on this session's thread; a request
+    /// still waiting when the connection closes is dropped with it).
+    fn reply_later(
+        &mut self,
+        id: RequestId,
+        fut: LocalBoxFuture<'static, Result<Value, RpcError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(v) => act.send(jsonrpc::result_frame(&id, v), true, ctx),
+            Err(e) => act.rpc_error(&id, e, ctx),
+        }));
+    }
+
     fn on_tools_call(&mut self, id: RequestId, params: Option<Value>, ctx: &mut Context<Self>) {
-        let p = match mcp::call_params(params) {
+        let mut p = match mcp::call_params(params) {
             Ok(p) => p,
             Err(e) => return self.rpc_error(&id, e, ctx),
         };
         if self.deps.dispatcher.registry().get(&p.name).is_none() {
             return self.rpc_error(&id, RpcError::invalid_params(format!("Unknown tool: {}", p.name)), ctx);
+        }
+        // A task-augmented call runs detached from this connection (the hook stores it).
+        if let Some(task) = p.task.take() {
+            let fut = mcp_extra::call_as_task(p, task, &id, &self.extra_ctx());
+            return self.reply_later(id, fut, ctx);
         }
         let k = key(&id);
         if self.core.contains(&k) {

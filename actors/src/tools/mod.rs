@@ -9,6 +9,7 @@ pub mod ai;
 pub mod builtin;
 pub mod files;
 pub mod registry;
+pub mod typed;
 
 use crate::env::ToolEnv;
 use crate::error::ToolError;
@@ -31,6 +32,15 @@ pub enum ToolKind {
     Workflow,
 }
 
+/// Whether a tool may run as an MCP task (`execution.taskSupport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// Never as a task (absent from the listing means the same).
+    Forbidden,
+    /// With or without `task` in `tools/call`.
+    Optional,
+}
+
 /// Static description of a tool.
 #[derive(Debug, Clone)]
 pub struct ToolSpec {
@@ -49,13 +59,27 @@ pub struct ToolSpec {
 }
 
 impl ToolSpec {
+    /// Whether the tool may run as a task: every tool that calls a model may (its calls are
+    /// the long ones); built-ins answer at once and may not.
+    pub fn task_support(&self) -> TaskSupport {
+        match self.kind {
+            ToolKind::Builtin => TaskSupport::Forbidden,
+            ToolKind::Simple | ToolKind::Workflow => TaskSupport::Optional,
+        }
+    }
+
     /// The MCP `Tool` object for `tools/list`.
     pub fn to_mcp(&self) -> Value {
+        let task_support = match self.task_support() {
+            TaskSupport::Forbidden => "forbidden",
+            TaskSupport::Optional => "optional",
+        };
         let mut v = json!({
             "name": self.name,
             "description": self.description,
             "inputSchema": self.input_schema,
             "annotations": { "readOnlyHint": self.read_only, "openWorldHint": self.kind != ToolKind::Builtin },
+            "execution": { "taskSupport": task_support },
         });
         if let Some(t) = &self.title {
             v["title"] = json!(t);
@@ -302,6 +326,11 @@ pub struct ToolContext {
 pub trait Tool: Send + Sync + 'static {
     /// Static description.
     fn spec(&self) -> &ToolSpec;
+    /// JSON Schema of the `structuredContent` of a successful result, published as the
+    /// tool's `outputSchema` (typed tools derive it; others publish none).
+    fn output_schema(&self) -> Option<&Value> {
+        None
+    }
     /// Run with validated arguments.
     fn call(
         &self,

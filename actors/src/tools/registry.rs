@@ -89,7 +89,16 @@ impl Registry {
             let metrics = metrics.for_tool(&spec.name);
             entries.push(Entry { tool, validator, metrics });
         }
-        let all: Vec<Value> = entries.iter().map(|e| e.tool.spec().to_mcp()).collect();
+        let all: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = e.tool.spec().to_mcp();
+                if let Some(o) = e.tool.output_schema() {
+                    v["outputSchema"] = o.clone();
+                }
+                v
+            })
+            .collect();
         let pages = all.chunks(page_size.max(1)).map(|c| c.to_vec()).collect();
         let legacy = entries.iter().map(|e| e.tool.spec().to_legacy()).collect();
         Ok(Registry { entries, by_name, pages, legacy })

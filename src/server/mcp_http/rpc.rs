@@ -1,6 +1,7 @@
 //! MCP requests and notifications arriving over Streamable HTTP.
 //!
-//! The semantics come from `exai_actors::protocol::mcp` and mirror the WebSocket session:
+//! The semantics come from `exai_actors::protocol::mcp` and mirror the WebSocket session
+//! (prompts, task methods and task-augmented `tools/call` through `exai_actors::mcp_extra`):
 //! unknown tool or bad params → -32602, unknown method → -32601, a duplicate in-flight id →
 //! -32600, over capacity / shutting down / tool failure → a result with `isError: true`.
 //! What is specific to HTTP is the response shape: `application/json` with the single
@@ -15,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use exai_actors::dispatch::CallRequest;
 use exai_actors::dispatch::CallResult;
 use exai_actors::error::ToolError;
+use exai_actors::mcp_extra::{self, ExtraCtx, Handled};
 use exai_actors::protocol::jsonrpc::{self, codes, RequestId};
 use exai_actors::protocol::mcp::{self, RpcError};
 use exai_actors::tools::ProgressSink;
@@ -94,11 +96,28 @@ pub async fn request(
             json!({})
         }),
         "tools/call" => return call(http, session, id, params, accept).await,
-        other => Err(RpcError::method_not_found(other)),
+        // Prompts and tasks: the transport-neutral hook.
+        other => match mcp_extra::handle(other, params.as_ref(), &extra_ctx(http, &session)) {
+            Some(Handled::Now(r)) => r,
+            Some(Handled::Later(fut)) => fut.await,
+            None => Err(RpcError::method_not_found(other)),
+        },
     };
     match res {
         Ok(v) => reply(&jsonrpc::result_frame(&id, v), accept, None),
         Err(e) => rpc_error(http, &id, e, accept),
+    }
+}
+
+/// What the prompts/tasks hook needs from this session. The HTTP GET stream carries no
+/// notifications, so task status changes are not pushed (clients poll `tasks/get`).
+fn extra_ctx(http: &McpHttp, session: &Session) -> ExtraCtx {
+    ExtraCtx {
+        dispatcher: http.dispatcher.clone(),
+        principal: exai_actors::access::principal(http.dispatcher.env().settings.auth_token.as_deref()),
+        session_id: Arc::clone(&session.id),
+        protocol: PROTOCOL,
+        notify: None,
     }
 }
 
@@ -109,12 +128,19 @@ async fn call(
     params: Option<Value>,
     accept: Accept,
 ) -> HttpResponse {
-    let p = match mcp::call_params(params) {
+    let mut p = match mcp::call_params(params) {
         Ok(p) => p,
         Err(e) => return rpc_error(http, &id, e, accept),
     };
     if http.dispatcher.registry().get(&p.name).is_none() {
         return rpc_error(http, &id, RpcError::invalid_params(format!("Unknown tool: {}", p.name)), accept);
+    }
+    // A task-augmented call runs detached from this request (the hook stores it).
+    if let Some(task) = p.task.take() {
+        return match mcp_extra::call_as_task(p, task, &id, &extra_ctx(http, &session)).await {
+            Ok(v) => reply(&jsonrpc::result_frame(&id, v), accept, None),
+            Err(e) => rpc_error(http, &id, e, accept),
+        };
     }
     let env = Arc::clone(http.dispatcher.env());
     exai_actors::idle_poll::touch(env.settings.idle_poll());

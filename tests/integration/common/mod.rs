@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod http;
+pub mod mcp_http;
 pub mod mock;
 pub mod proxy;
 pub mod server;

@@ -123,3 +123,14 @@ pub fn moto_server_bin() -> PathBuf {
     assert!(bin.exists(), "{} is missing; re-run `scripts/test.sh`", bin.display());
     bin
 }
+
+/// Where the official MCP TypeScript SDK is installed (`EXAI_TEST_SDK_DIR`).
+pub fn sdk_dir() -> PathBuf {
+    let dir = required_path("EXAI_TEST_SDK_DIR", "@modelcontextprotocol/sdk install dir for the MCP Tasks test");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
+        "@modelcontextprotocol/sdk is missing from {}; re-run `scripts/test.sh`",
+        dir.display()
+    );
+    dir
+}

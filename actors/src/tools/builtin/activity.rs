@@ -1,61 +1,101 @@
 //! `activity`: recent log activity (INFO and above) from the in-memory ring the tracing layer
-//! fills, filtered by level, substring and time window.
+//! fills, filtered by level, substring and time window. A typed tool: its input and output
+//! schemas are derived from [`ActivityArgs`] and [`ActivityResult`].
 
-use super::spec;
 use crate::error::ToolError;
-use crate::ports::ActivityQuery;
-use crate::tools::{Tool, ToolContext, ToolOutput, ToolSpec};
+use crate::ports::{ActivityEvent, ActivityQuery};
+use crate::tools::typed::{Typed, TypedTool};
+use crate::tools::{ToolContext, ToolKind};
 use futures_util::future::LocalBoxFuture;
-use serde_json::{json, Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-/// The tool.
-pub struct Activity(ToolSpec);
+/// Minimum level of the events returned.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MinLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Info and above.
+    Info,
+    /// Debug and above.
+    Debug,
+    /// Everything.
+    Trace,
+}
 
-impl Default for Activity {
-    fn default() -> Self {
-        Self::new()
+impl MinLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            MinLevel::Error => "error",
+            MinLevel::Warn => "warn",
+            MinLevel::Info => "info",
+            MinLevel::Debug => "debug",
+            MinLevel::Trace => "trace",
+        }
     }
 }
+
+/// Arguments of `activity`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityArgs {
+    /// Most events to return (default 200).
+    #[schemars(range(min = 1, max = 2000))]
+    pub lines: Option<u32>,
+    /// Case-insensitive substring of message or target.
+    #[schemars(length(max = 200))]
+    pub filter: Option<String>,
+    /// Minimum level.
+    pub level: Option<MinLevel>,
+    /// Only events at or after this Unix time (ms).
+    #[schemars(range(min = 0))]
+    pub since_ms: Option<i64>,
+    /// Only events at or before this Unix time (ms).
+    #[schemars(range(min = 0))]
+    pub until_ms: Option<i64>,
+}
+
+/// Result of `activity`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActivityResult {
+    /// Number of events returned.
+    pub count: usize,
+    /// The events, oldest first.
+    pub events: Vec<ActivityEvent>,
+}
+
+/// The tool.
+pub struct Activity;
 
 impl Activity {
     /// Build it.
-    pub fn new() -> Self {
-        Activity(spec(
+    pub fn tool() -> Typed<Activity> {
+        Typed::new(
+            Activity,
             "activity",
             "Recent server activity (log events), newest last, with optional filters.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "lines": { "type": "integer", "minimum": 1, "maximum": 2000, "description": "most events to return (default 200)" },
-                    "filter": { "type": "string", "maxLength": 200, "description": "case-insensitive substring of message or target" },
-                    "level": { "type": "string", "enum": ["error", "warn", "info", "debug", "trace"], "description": "minimum level" },
-                    "since_ms": { "type": "integer", "minimum": 0, "description": "only events at or after this Unix time (ms)" },
-                    "until_ms": { "type": "integer", "minimum": 0, "description": "only events at or before this Unix time (ms)" }
-                },
-                "additionalProperties": false
-            }),
-        ))
+            ToolKind::Builtin,
+            true,
+        )
     }
 }
 
-impl Tool for Activity {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
-    }
+impl TypedTool for Activity {
+    type Args = ActivityArgs;
+    type Output = ActivityResult;
 
-    fn call(
-        &self,
-        ctx: ToolContext,
-        args: Map<String, Value>,
-    ) -> LocalBoxFuture<'static, Result<ToolOutput, ToolError>> {
+    fn run(&self, ctx: ToolContext, args: ActivityArgs) -> LocalBoxFuture<'static, Result<ActivityResult, ToolError>> {
         let q = ActivityQuery {
-            limit: args.get("lines").and_then(Value::as_u64).unwrap_or(200) as usize,
-            min_level: args.get("level").and_then(Value::as_str).map(str::to_string),
-            contains: args.get("filter").and_then(Value::as_str).map(str::to_string),
-            since_ms: args.get("since_ms").and_then(Value::as_i64),
-            until_ms: args.get("until_ms").and_then(Value::as_i64),
+            limit: args.lines.unwrap_or(200) as usize,
+            min_level: args.level.map(|l| l.as_str().to_string()),
+            contains: args.filter,
+            since_ms: args.since_ms,
+            until_ms: args.until_ms,
         };
         let events = ctx.env.activity.recent(&q);
-        Box::pin(async move { Ok(ToolOutput::json(json!({ "count": events.len(), "events": events }))) })
+        Box::pin(async move { Ok(ActivityResult { count: events.len(), events }) })
     }
 }

@@ -1,72 +1,79 @@
 //! `toolcall_log_tail`: the most recent tool calls from the store's tool-call log (names,
-//! outcomes and latencies; arguments are never stored).
+//! outcomes and latencies; arguments are never stored). A typed tool: its input and output
+//! schemas are derived from [`TailArgs`] and [`TailResult`].
 
-use super::spec;
 use crate::error::ToolError;
-use crate::ports::{CallOutcome, ToolCallQuery};
-use crate::tools::{Tool, ToolContext, ToolOutput, ToolSpec};
+use crate::ports::{CallOutcome, ToolCallQuery, ToolCallRecord};
+use crate::tools::typed::{Typed, TypedTool};
+use crate::tools::{ToolContext, ToolKind};
 use futures_util::future::LocalBoxFuture;
-use serde_json::{json, Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Arguments of `toolcall_log_tail`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TailArgs {
+    /// Rows (default 50).
+    #[schemars(range(min = 1, max = 500))]
+    pub n: Option<u32>,
+    /// Only this tool.
+    #[schemars(length(max = 128))]
+    pub tool: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<CallOutcome>,
+    /// Only calls of the calling session.
+    pub this_session: Option<bool>,
+    /// Only calls started at or after this Unix time (ms).
+    #[schemars(range(min = 0))]
+    pub since_ms: Option<i64>,
+}
+
+/// Result of `toolcall_log_tail`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TailResult {
+    /// Number of rows returned.
+    pub count: usize,
+    /// The calls, newest first.
+    pub calls: Vec<ToolCallRecord>,
+}
 
 /// The tool.
-pub struct ToolCallLogTail(ToolSpec);
-
-impl Default for ToolCallLogTail {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub struct ToolCallLogTail;
 
 impl ToolCallLogTail {
     /// Build it.
-    pub fn new() -> Self {
-        ToolCallLogTail(spec(
+    pub fn tool() -> Typed<ToolCallLogTail> {
+        Typed::new(
+            ToolCallLogTail,
             "toolcall_log_tail",
             "The most recent tool calls (newest first) from the tool-call log, with outcome and latency.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "n": { "type": "integer", "minimum": 1, "maximum": 500, "description": "rows (default 50)" },
-                    "tool": { "type": "string", "maxLength": 128 },
-                    "outcome": { "type": "string", "enum": ["ok", "error", "over_capacity", "timeout", "cancelled"] },
-                    "this_session": { "type": "boolean", "description": "only calls of the calling session" },
-                    "since_ms": { "type": "integer", "minimum": 0 }
-                },
-                "additionalProperties": false
-            }),
-        ))
+            ToolKind::Builtin,
+            true,
+        )
     }
 }
 
-impl Tool for ToolCallLogTail {
-    fn spec(&self) -> &ToolSpec {
-        &self.0
-    }
+impl TypedTool for ToolCallLogTail {
+    type Args = TailArgs;
+    type Output = TailResult;
 
-    fn call(
-        &self,
-        ctx: ToolContext,
-        args: Map<String, Value>,
-    ) -> LocalBoxFuture<'static, Result<ToolOutput, ToolError>> {
+    fn run(&self, ctx: ToolContext, args: TailArgs) -> LocalBoxFuture<'static, Result<TailResult, ToolError>> {
         let q = ToolCallQuery {
-            limit: args.get("n").and_then(Value::as_u64).unwrap_or(50) as u32,
-            tool: args.get("tool").and_then(Value::as_str).map(str::to_string),
-            session_id: args
-                .get("this_session")
-                .and_then(Value::as_bool)
-                .filter(|b| *b)
-                .map(|_| ctx.session_id.to_string()),
-            outcome: args.get("outcome").and_then(Value::as_str).and_then(CallOutcome::parse),
-            since_ms: args.get("since_ms").and_then(Value::as_i64),
+            limit: args.n.unwrap_or(50),
+            tool: args.tool,
+            session_id: args.this_session.filter(|b| *b).map(|_| ctx.session_id.to_string()),
+            outcome: args.outcome,
+            since_ms: args.since_ms,
         };
         Box::pin(async move {
-            let rows = ctx
+            let calls = ctx
                 .env
                 .store
                 .recent_tool_calls(&q)
                 .await
                 .map_err(|e| ToolError::Unavailable(format!("tool-call log: {e}")))?;
-            Ok(ToolOutput::json(json!({ "count": rows.len(), "calls": rows })))
+            Ok(TailResult { count: calls.len(), calls })
         })
     }
 }
