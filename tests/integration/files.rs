@@ -6,4 +6,4 @@
 mod blob;
 mod cleanup;
 mod e2e;
-mod registry;
+pub(crate) mod registry;

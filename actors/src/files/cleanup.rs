@@ -116,11 +116,12 @@ impl Handler<RunCleanup> for CleanupCoordinator {
             };
             act.metrics.obs.cleanup_runs.with_label_values(&[&outcome]).inc();
             if let Ok(r) = &res {
-                act.metrics
-                    .obs
-                    .cleanup_items
-                    .with_label_values(&["deleted"])
-                    .inc_by(u64::try_from(r.summary.deleted).unwrap_or(0));
+                let items = &act.metrics.obs.cleanup_items;
+                for (label, n) in
+                    [("deleted", r.summary.deleted), ("failed", r.summary.failed), ("skipped", r.summary.skipped)]
+                {
+                    items.with_label_values(&[label]).inc_by(u64::try_from(n).unwrap_or(0));
+                }
             }
             res
         }))
