@@ -248,6 +248,9 @@ async fn start(
     let monitoring = Arc::new(Monitoring::new(&cfg, analysis.is_some()));
     children.extend(watchers::children(&cfg, &metrics, &store, errors, analysis));
     spawn_sampler(Arc::clone(&monitoring.samples), metrics.clone(), Arc::clone(&runtime));
+    if let Some(registry) = store.file_registry() {
+        crate::server::dashboard::spawn_file_stats(Arc::clone(&monitoring), registry, Arc::clone(&runtime)).await;
+    }
     // --- end monitoring ---
     let coordinator = SystemCoordinator::new(
         Arc::clone(&settings),

@@ -103,16 +103,22 @@
       ], o.breakers)
       : empty("no providers configured"));
 
+    // Dedup and cleanup figures come from the store: every node shows the same numbers.
     const d = o.dedup;
-    fill("dedup", el("div", {},
-      dl([["hits", d.hits], ["misses", d.misses], ["bytes saved", fmtBytes(d.bytes_saved)]]),
-      d.hits + d.misses === 0 ? empty("no file uploads counted yet") : null));
+    fill("dedup", d.source !== "store"
+      ? empty("store totals not read yet")
+      : el("div", {},
+        dl([["files stored", d.files], ["references", d.references], ["uses without upload", d.reused],
+          ["bytes saved", fmtBytes(d.bytes_saved)]]),
+        d.files === 0 ? empty("no file uploads yet") : null));
     const c = o.cleanup;
-    const runs = c.runs.completed + c.runs.failed;
-    fill("cleanup", el("div", {},
-      dl([["runs completed", c.runs.completed], ["runs failed", c.runs.failed],
-        ["items deleted", c.items.deleted], ["items failed", c.items.failed], ["items skipped", c.items.skipped]]),
-      runs === 0 ? empty("no cleanup run yet") : null));
+    fill("cleanup", c.source !== "store"
+      ? empty("store totals not read yet")
+      : el("div", {},
+        dl([["runs", c.runs], ["dry runs", c.dry_runs], ["files deleted", c.items.deleted],
+          ["deletes failed", c.items.failed], ["skipped", c.items.skipped],
+          ["last run", c.last_run ? fmtTime(c.last_run.started_at_ms) + " " + (c.last_run.outcome || "running") : "never"]]),
+        c.runs === 0 ? empty("no cleanup run yet") : null));
     fill("actors", table([
       { title: "actor", get: (a) => a.name },
       { title: "state", get: (a) => tag(a.state) },

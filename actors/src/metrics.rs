@@ -106,7 +106,7 @@ pub struct ObsMetrics {
     pub dedup_bytes_saved: IntCounter,
     /// File bytes read from disk by pass (`hash`, `upload`, `blob`; refreshed at scrape).
     pub file_read_bytes: IntCounterVec,
-    /// Cleanup runs by outcome (`completed`, `failed`).
+    /// Cleanup runs by outcome ([`CLEANUP_OUTCOMES`]).
     pub cleanup_runs: IntCounterVec,
     /// Cleanup items by outcome (`deleted`, `failed`, `skipped`).
     pub cleanup_items: IntCounterVec,
@@ -132,6 +132,18 @@ pub struct ObsMetrics {
 pub const ANALYSIS_OUTCOMES: &[&str] = &["ok", "failed", "over_budget", "unavailable"];
 /// Severity labels of auditor observations (anything else is stored as `info`).
 pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
+/// Outcome labels of cleanup runs: the run outcomes (`CleanupSummary::outcome`), `busy`
+/// (another run held the lock) and `error` (the run could not finish).
+pub const CLEANUP_OUTCOMES: &[&str] = &[
+    "completed",
+    "completed_with_failures",
+    "dry_run",
+    "nothing_to_do",
+    "aborted_share",
+    "aborted_failures",
+    "busy",
+    "error",
+];
 /// Protocol labels of sessions.
 pub const PROTOCOLS: &[&str] = &["mcp-ws", "legacy-ws", "mcp-http"];
 
@@ -166,12 +178,7 @@ impl ObsMetrics {
                 "pass",
                 &["hash", "upload", "blob"],
             )?,
-            cleanup_runs: counters(
-                "cleanup_runs_total",
-                "Cleanup runs by outcome",
-                "outcome",
-                &["completed", "failed"],
-            )?,
+            cleanup_runs: counters("cleanup_runs_total", "Cleanup runs by outcome", "outcome", CLEANUP_OUTCOMES)?,
             cleanup_items: counters(
                 "cleanup_items_total",
                 "Cleanup items by outcome",

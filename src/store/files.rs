@@ -14,7 +14,8 @@
 
 use async_trait::async_trait;
 use exai_actors::files::ports::{
-    Acquisition, CleanupItem, CleanupLock, CleanupSummary, ExpiredLeases, FileRef, FileRegistry, NewFileRef, NewLease,
+    Acquisition, CleanupItem, CleanupLock, CleanupSummary, ExpiredLeases, FileRef, FileRegistry, FileStats, NewFileRef,
+    NewLease,
 };
 use exai_actors::ports::StoreError;
 use sqlx::pool::PoolConnection;
@@ -86,6 +87,16 @@ const SIZE_EXISTS: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM provider_file_upl
      WHERE provider = $1 AND file_size_bytes = $2 LIMIT 1) AS t";
 const COUNT_FILES: &str = "SELECT COUNT(*) FROM provider_file_uploads WHERE upload_status = 'completed' \
      AND provider_file_id IS NOT NULL";
+// Sums cast to BIGINT: PostgreSQL's SUM of a bigint is numeric.
+const DEDUP_STATS: &str = "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(reference_count), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN reference_count > 1 THEN reference_count - 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN reference_count > 1 THEN (reference_count - 1) * file_size_bytes ELSE 0 END), 0) \
+     AS BIGINT) FROM provider_file_uploads WHERE upload_status = 'completed' AND deleted_at IS NULL";
+const CLEANUP_STATS: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN dry_run THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(deleted), 0) AS BIGINT), CAST(COALESCE(SUM(failed), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(skipped), 0) AS BIGINT) FROM cleanup_runs";
+const LAST_RUN: &str = "SELECT started_at, outcome FROM cleanup_runs ORDER BY id DESC LIMIT 1";
 const START_RUN: &str =
     "INSERT INTO cleanup_runs (started_at, trigger, dry_run, state) VALUES ($1, $2, $3, 'discover') \
      RETURNING id";
@@ -358,6 +369,31 @@ macro_rules! registry_impl {
                     .await
                     .map_err(map_sqlx)?;
                 Ok(n > 0)
+            }
+
+            async fn file_stats(&self) -> Result<FileStats, StoreError> {
+                let d = sqlx::query(DEDUP_STATS).fetch_one(self.pool()).await.map_err(map_sqlx)?;
+                let c = sqlx::query(CLEANUP_STATS).fetch_one(self.pool()).await.map_err(map_sqlx)?;
+                let last = sqlx::query(LAST_RUN).fetch_optional(self.pool()).await.map_err(map_sqlx)?;
+                let i = |r: &_, n: usize| -> Result<i64, StoreError> { Row::try_get::<i64, _>(r, n).map_err(map_sqlx) };
+                Ok(FileStats {
+                    files: i(&d, 0)?,
+                    references: i(&d, 1)?,
+                    reused: i(&d, 2)?,
+                    bytes_saved: i(&d, 3)?,
+                    cleanup_runs: i(&c, 0)?,
+                    cleanup_dry_runs: i(&c, 1)?,
+                    cleanup_deleted: i(&c, 2)?,
+                    cleanup_failed: i(&c, 3)?,
+                    cleanup_skipped: i(&c, 4)?,
+                    last_run_at_ms: last.as_ref().map(|r| r.try_get::<i64, _>(0)).transpose().map_err(map_sqlx)?,
+                    last_run_outcome: last
+                        .as_ref()
+                        .map(|r| r.try_get::<Option<String>, _>(1))
+                        .transpose()
+                        .map_err(map_sqlx)?
+                        .flatten(),
+                })
             }
 
             async fn count_provider_files(&self) -> Result<i64, StoreError> {

@@ -6,8 +6,8 @@
 //! With a browser: `tests/clients/dashboard/check_dashboard.mjs` drives the system's headless
 //! Chromium through playwright-core (installed by `scripts/test.sh`): the page loads with no
 //! console errors, its numbers change by exactly the test traffic, Resolve and Acknowledge
-//! work, and a screenshot is taken (copied to `docs/dashboard.png` when
-//! `EXAI_UPDATE_SCREENSHOT=1`).
+//! work, nothing overflows horizontally in a 400 px wide window, and a screenshot is taken
+//! (copied to `docs/dashboard.png` when `EXAI_UPDATE_SCREENSHOT=1`).
 
 use crate::common::cmd::run_with_timeout;
 use crate::common::http;
@@ -64,7 +64,9 @@ async fn page_and_api_are_embedded_and_guarded() {
         .map(|b| (b["provider"].as_str().unwrap(), b["state"].as_str().unwrap()))
         .collect();
     assert_eq!(breakers, [("glm", "closed"), ("kimi", "closed")], "every enabled provider's live breaker");
-    assert_eq!(o["dedup"], json!({"hits": 0, "misses": 0, "bytes_saved": 0}));
+    assert_eq!(o["dedup"], json!({"source": "store", "files": 0, "references": 0, "reused": 0, "bytes_saved": 0}));
+    assert_eq!(o["cleanup"]["source"], "store");
+    assert_eq!(o["cleanup"]["runs"], 0);
     assert_eq!(o["error_watcher"]["enabled"], true);
     assert_eq!(o["auditor"]["ai"]["enabled"], false);
     let names: Vec<&str> = o["actors"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
@@ -219,6 +221,14 @@ async fn dashboard_in_headless_chromium_shows_live_numbers() {
     let breakers = summary["breakers_text"].as_str().unwrap();
     assert!(breakers.contains("kimi") && breakers.contains("closed") && breakers.contains("never"), "{summary:#}");
     assert_eq!(summary["actions"], "resolved and acknowledged");
+    let narrow = &summary["narrow"];
+    // 400 px minus a vertical scrollbar, if the browser draws one.
+    let width = narrow["client_width"].as_u64().unwrap();
+    assert!((370..=400).contains(&width), "{summary:#}");
+    assert!(
+        narrow["scroll_width"].as_u64() <= Some(width) && narrow["body_scroll_width"].as_u64() <= Some(width),
+        "the page overflows horizontally at 400 px: {narrow}"
+    );
     let shot = out_dir.path().join("dashboard.png");
     let png = std::fs::read(&shot).unwrap();
     assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "screenshot {} looks wrong", shot.display());
@@ -292,4 +302,45 @@ async fn an_admin_token_replaces_the_auth_token_on_the_admin_surface() {
         let r = http::get(&server.http_url(path), &[("authorization", admin.as_str())]).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
+}
+
+#[actix_rt::test]
+async fn dedup_and_cleanup_cards_read_the_store_not_this_process() {
+    use exai_actors::files::ports::CleanupSummary;
+    let server = server();
+    // Another node sharing the store (here: the store API on the same database) records
+    // uploads and a cleanup run; this process counted none of it.
+    let db = format!("sqlite://{}", server.data_dir().join("exai.db").display());
+    let st = store::open(&db, &StoreOptions { migrate: false, ..StoreOptions::default() }).await.unwrap();
+    let reg = st.file_registry().unwrap();
+    let sha = "d".repeat(64);
+    let mut id = 0;
+    for i in 0..3 {
+        let r = reg.acquire_file_ref(&crate::files::registry::new_ref("kimi", &sha, now_ms() + i)).await.unwrap();
+        id = r.file.id;
+    }
+    assert!(reg.complete_upload(id, "file-elsewhere", None, now_ms()).await.unwrap());
+    let run = reg.start_cleanup_run("cli", false, now_ms()).await.unwrap();
+    let summary =
+        CleanupSummary { state: "audit".into(), deleted: 2, outcome: "completed".into(), ..Default::default() };
+    reg.finish_cleanup_run(run, &summary, now_ms()).await.unwrap();
+    drop(reg);
+    st.close().await;
+    let auth = bearer();
+    let h = [("authorization", auth.as_str())];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let o = loop {
+        let o = http::get(&server.http_url("/api/overview"), &h).await.json();
+        if o["dedup"]["files"] == 1 || std::time::Instant::now() > deadline {
+            break o;
+        }
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(o["dedup"], json!({"source": "store", "files": 1, "references": 3, "reused": 2, "bytes_saved": 20}));
+    assert_eq!(o["cleanup"]["runs"], 1, "{}", o["cleanup"]);
+    assert_eq!(o["cleanup"]["items"]["deleted"], 2, "{}", o["cleanup"]);
+    assert_eq!(o["cleanup"]["last_run"]["outcome"], "completed", "{}", o["cleanup"]);
+    // This process's own counters saw nothing.
+    let metrics = http::get(&server.http_url("/metrics"), &[]).await.body;
+    assert!(metrics.contains("exai_dedup_hits_total 0"), "the card is not the process counter");
 }

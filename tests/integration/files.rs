@@ -8,4 +8,4 @@ mod blob;
 mod cleanup;
 mod e2e;
 mod lifecycle;
-mod registry;
+pub(crate) mod registry;

@@ -143,7 +143,7 @@ async fn every_documented_family_is_exported_with_bounded_labels() {
         ("exai_dedup_misses_total", vec![]),
         ("exai_dedup_bytes_saved_total", vec![]),
         ("exai_cleanup_runs_total", vec![("outcome", "completed")]),
-        ("exai_cleanup_runs_total", vec![("outcome", "failed")]),
+        ("exai_cleanup_runs_total", vec![("outcome", "error")]),
         ("exai_cleanup_items_total", vec![("outcome", "deleted")]),
         ("exai_error_events_total", vec![]),
         ("exai_error_events_dropped_total", vec![]),

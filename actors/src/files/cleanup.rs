@@ -130,21 +130,16 @@ impl Handler<RunCleanup> for CleanupCoordinator {
             };
             act.metrics.obs.cleanup_runs.with_label_values(&[&outcome]).inc();
             if let Ok(r) = &res {
-                act.metrics
-                    .obs
-                    .cleanup_items
-                    .with_label_values(&["deleted"])
-                    .inc_by(u64::try_from(r.summary.deleted).unwrap_or(0));
-                act.metrics
-                    .obs
-                    .cleanup_items
-                    .with_label_values(&["blob_deleted"])
-                    .inc_by(u64::try_from(r.summary.blobs_deleted).unwrap_or(0));
-                act.metrics
-                    .obs
-                    .cleanup_items
-                    .with_label_values(&["lease_expired"])
-                    .inc_by(u64::try_from(r.summary.leases_expired).unwrap_or(0));
+                let items = &act.metrics.obs.cleanup_items;
+                for (label, n) in [
+                    ("deleted", r.summary.deleted),
+                    ("failed", r.summary.failed),
+                    ("skipped", r.summary.skipped),
+                    ("blob_deleted", r.summary.blobs_deleted),
+                    ("lease_expired", r.summary.leases_expired),
+                ] {
+                    items.with_label_values(&[label]).inc_by(u64::try_from(n).unwrap_or(0));
+                }
             }
             res
         }))

@@ -259,6 +259,34 @@ pub struct CleanupSummary {
     pub blobs_deleted: i64,
 }
 
+/// What the store holds about uploads and cleanups, for the dashboard: the same on every
+/// node sharing the store (unlike the process's counters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileStats {
+    /// Completed uploads that are not soft-deleted (one per provider and content).
+    pub files: i64,
+    /// References those uploads hold.
+    pub references: i64,
+    /// References beyond the first of each upload: uses served without a new upload.
+    pub reused: i64,
+    /// Bytes those reused references did not upload again.
+    pub bytes_saved: i64,
+    /// Cleanup runs recorded.
+    pub cleanup_runs: i64,
+    /// Of those, dry runs.
+    pub cleanup_dry_runs: i64,
+    /// Provider files the runs deleted, failed to delete, skipped.
+    pub cleanup_deleted: i64,
+    /// See `cleanup_deleted`.
+    pub cleanup_failed: i64,
+    /// See `cleanup_deleted`.
+    pub cleanup_skipped: i64,
+    /// Start (Unix ms) and outcome of the newest run.
+    pub last_run_at_ms: Option<i64>,
+    /// See `last_run_at_ms`.
+    pub last_run_outcome: Option<String>,
+}
+
 /// Held while a node runs a cleanup (PostgreSQL: a session advisory lock on a dedicated
 /// connection; SQLite: nothing beyond the single process).
 #[async_trait]
@@ -341,6 +369,8 @@ pub trait FileRegistry: Send + Sync + 'static {
     async fn finish_cleanup_run(&self, run_id: i64, s: &CleanupSummary, now_ms: i64) -> Result<(), StoreError>;
     /// Try to become the one node running a cleanup; `None` when another node holds it.
     async fn try_cleanup_lock(&self) -> Result<Option<Box<dyn CleanupLock>>, StoreError>;
+    /// Dedup and cleanup totals from the tables (two aggregate queries).
+    async fn file_stats(&self) -> Result<FileStats, StoreError>;
 }
 
 /// The provider Files API as the cleanup uses it.

@@ -25,6 +25,7 @@ use super::ws::{presented_token, token_matches};
 use super::AppState;
 use actix_web::{web, HttpRequest};
 pub use error::ApiError;
+use exai_actors::files::ports::{FileRegistry, FileStats};
 use samples::SampleRing;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,7 +60,48 @@ pub struct Monitoring {
     pub auditor: AiStatus,
     /// The auditor's sample rate.
     pub auditor_sample_rate: f64,
+    /// Dedup and cleanup totals read from the store (every node shows the same), refreshed
+    /// every [`FILE_STATS_EVERY`] by [`spawn_file_stats`]; `None` before the first read or
+    /// without the files tables.
+    file_stats: std::sync::RwLock<Option<FileStats>>,
     streams: AtomicUsize,
+}
+
+/// How often the dashboard re-reads the store's dedup and cleanup totals.
+pub const FILE_STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keep `mon`'s store totals fresh: read them now, then every [`FILE_STATS_EVERY`] until
+/// shutdown begins. A failed read keeps the last figures (and logs at WARN once per failure run).
+pub async fn spawn_file_stats(
+    mon: Arc<Monitoring>,
+    registry: Arc<dyn FileRegistry>,
+    runtime: Arc<exai_actors::env::RuntimeState>,
+) {
+    let read = |mon: &Monitoring, failing: &mut bool, r: Result<FileStats, exai_actors::ports::StoreError>| match r {
+        Ok(s) => {
+            *failing = false;
+            if let Ok(mut slot) = mon.file_stats.write() {
+                *slot = Some(s);
+            }
+        }
+        Err(e) => {
+            if !*failing {
+                tracing::warn!(error = %e, "dashboard: cannot read dedup and cleanup totals from the store");
+            }
+            *failing = true;
+        }
+    };
+    let mut failing = false;
+    read(&mon, &mut failing, registry.file_stats().await);
+    actix_rt::spawn(async move {
+        let mut every = tokio::time::interval(FILE_STATS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        while !runtime.is_shutting_down() {
+            every.tick().await;
+            read(&mon, &mut failing, registry.file_stats().await);
+        }
+    });
 }
 
 impl Monitoring {
@@ -85,8 +127,14 @@ impl Monitoring {
                 model_wired,
             },
             auditor_sample_rate: m.auditor_sample_rate,
+            file_stats: std::sync::RwLock::new(None),
             streams: AtomicUsize::new(0),
         }
+    }
+
+    /// The store's dedup and cleanup totals as last read.
+    pub fn file_stats(&self) -> Option<FileStats> {
+        self.file_stats.read().ok().and_then(|s| s.clone())
     }
 
     /// Take an event-stream slot, if one is free.

@@ -1,11 +1,13 @@
 //! The JSON the dashboard shows: [`overview`] (live state and counters, pushed every second
 //! on `/dashboard/events` and served at `/api/overview`) and [`providers`] (per-provider
 //! latency and error rate from the tool-call log and the provider metrics, with breaker
-//! states). Everything comes from the running process: metrics, runtime state, the store.
+//! states). Everything comes from the running process: metrics, runtime state, the store
+//! (the dedup and cleanup figures are the store's, so every node sharing it shows the same).
 
 use super::samples::{sessions, CallTotals};
 use crate::server::AppState;
 use exai_actors::env::now_ms;
+use exai_actors::files::ports::FileStats;
 use exai_actors::metrics::{Metrics, ANALYSIS_OUTCOMES, PROTOCOLS, SEVERITIES};
 use exai_actors::ports::{ToolCallQuery, ToolCallRecord};
 use prometheus::core::Collector;
@@ -18,6 +20,31 @@ fn by_label(v: &IntCounterVec, values: &[&str]) -> Value {
     let m: Map<String, Value> =
         values.iter().map(|l| (l.to_string(), json!(v.with_label_values(&[l]).get()))).collect();
     Value::Object(m)
+}
+
+/// Dedup totals from the store (`source: "store"`), the same on every node; `"unavailable"`
+/// before the first read or without the files tables.
+fn dedup(s: Option<&FileStats>) -> Value {
+    match s {
+        Some(s) => json!({
+            "source": "store", "files": s.files, "references": s.references, "reused": s.reused,
+            "bytes_saved": s.bytes_saved,
+        }),
+        None => json!({ "source": "unavailable" }),
+    }
+}
+
+/// Cleanup totals from the store's `cleanup_runs`, like [`dedup`].
+fn cleanup(s: Option<&FileStats>) -> Value {
+    match s {
+        Some(s) => json!({
+            "source": "store",
+            "runs": s.cleanup_runs, "dry_runs": s.cleanup_dry_runs,
+            "items": { "deleted": s.cleanup_deleted, "failed": s.cleanup_failed, "skipped": s.cleanup_skipped },
+            "last_run": s.last_run_at_ms.map(|at| json!({ "started_at_ms": at, "outcome": s.last_run_outcome })),
+        }),
+        None => json!({ "source": "unavailable" }),
+    }
 }
 
 /// Live state and counters.
@@ -55,13 +82,8 @@ pub fn overview(state: &AppState) -> Value {
         },
         "actors": rt.children(),
         "breakers": rt.breakers.snapshot(),
-        "dedup": {
-            "hits": o.dedup_hits.get(), "misses": o.dedup_misses.get(), "bytes_saved": o.dedup_bytes_saved.get(),
-        },
-        "cleanup": {
-            "runs": by_label(&o.cleanup_runs, &["completed", "failed"]),
-            "items": by_label(&o.cleanup_items, &["deleted", "failed", "skipped"]),
-        },
+        "dedup": dedup(mon.file_stats().as_ref()),
+        "cleanup": cleanup(mon.file_stats().as_ref()),
         "error_watcher": {
             "enabled": mon.error_watcher_enabled,
             "ai": mon.error_ai,

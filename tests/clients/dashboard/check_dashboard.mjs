@@ -3,8 +3,9 @@
 // Opens /dashboard?token=... in the system's headless Chromium (playwright-core, no browser
 // download), waits for the live feed, generates tool-call traffic over Streamable HTTP,
 // forces an error, and checks that the page shows the new numbers, lists the error and the
-// seeded auditor observation, and that Resolve / Acknowledge work. Fails on any console error,
-// uncaught page error or failed request. Takes a full-page screenshot.
+// seeded auditor observation, and that Resolve / Acknowledge work, then narrows the window to
+// 400 px and checks nothing overflows horizontally. Fails on any console error, uncaught page
+// error or failed request. Takes full-page screenshots (wide and 400 px).
 //
 // Usage: node check_dashboard.mjs --modules INSTALL_DIR --base http://127.0.0.1:PORT --token T
 //          --chromium /usr/bin/chromium --out DIR [--copy-screenshot PATH] [--calls N]
@@ -137,6 +138,24 @@ try {
   await page.waitForFunction(() => document.getElementById("observations").textContent.includes("no open observations"),
     null, { timeout: T });
   summary.actions = "resolved and acknowledged";
+
+  // A narrow phone-sized window: nothing may push the page sideways.
+  await page.setViewportSize({ width: 400, height: 900 });
+  await page.waitForTimeout(300);
+  const narrow = await page.evaluate(() => {
+    const doc = document.documentElement;
+    const width = doc.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > width + 0.5 && !e.closest(".card"))
+      .slice(0, 5)
+      .map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : ""));
+    return { client_width: width, scroll_width: doc.scrollWidth, body_scroll_width: document.body.scrollWidth, wide };
+  });
+  summary.narrow = narrow;
+  if (narrow.scroll_width > narrow.client_width || narrow.body_scroll_width > narrow.client_width) {
+    problems.push("horizontal overflow at 400 px: " + JSON.stringify(narrow));
+  }
+  await page.screenshot({ path: join(args.out, "dashboard-400px.png"), fullPage: true });
   closing = true;
 } catch (e) {
   problems.push("failed: " + (e && e.stack ? e.stack : String(e)));

@@ -233,3 +233,51 @@ async fn a_dropped_call_future_releases_the_references_it_held() {
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn file_stats_sum_references_savings_and_cleanup_runs() {
+    use exai_actors::files::ports::{CleanupSummary, FileStats};
+    on_each_backend(|url| async move {
+        let reg = registry(&url).await;
+        assert_eq!(reg.file_stats().await.unwrap(), FileStats::default(), "an empty registry");
+        // One content used three times (two reuses of 10 bytes), one used once, one still pending.
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let first = reg.acquire_file_ref(&new_ref("kimi", &a, 1)).await.unwrap();
+        assert!(reg.complete_upload(first.file.id, "file-a", None, 2).await.unwrap());
+        reg.acquire_file_ref(&new_ref("kimi", &a, 3)).await.unwrap();
+        reg.acquire_file_ref(&new_ref("kimi", &a, 4)).await.unwrap();
+        let other = reg.acquire_file_ref(&new_ref("glm", &b, 5)).await.unwrap();
+        assert!(reg.complete_upload(other.file.id, "file-b", None, 6).await.unwrap());
+        reg.acquire_file_ref(&new_ref("kimi", &c, 7)).await.unwrap();
+        let dry = reg.start_cleanup_run("cli", true, 10).await.unwrap();
+        let s = |outcome: &str, deleted, failed, skipped| CleanupSummary {
+            state: "audit".into(),
+            deleted,
+            failed,
+            skipped,
+            outcome: outcome.into(),
+            ..CleanupSummary::default()
+        };
+        reg.finish_cleanup_run(dry, &s("dry_run", 0, 0, 4), 11).await.unwrap();
+        let run = reg.start_cleanup_run("http", false, 20).await.unwrap();
+        reg.finish_cleanup_run(run, &s("completed_with_failures", 3, 1, 2), 21).await.unwrap();
+        let stats = reg.file_stats().await.unwrap();
+        assert_eq!(
+            stats,
+            FileStats {
+                files: 2,
+                references: 4,
+                reused: 2,
+                bytes_saved: 20,
+                cleanup_runs: 2,
+                cleanup_dry_runs: 1,
+                cleanup_deleted: 3,
+                cleanup_failed: 1,
+                cleanup_skipped: 6,
+                last_run_at_ms: Some(20),
+                last_run_outcome: Some("completed_with_failures".into()),
+            }
+        );
+    })
+    .await;
+}
