@@ -255,6 +255,10 @@ impl<S: Store> Store for Guarded<S> {
     fn file_registry(&self) -> Option<Arc<dyn exai_actors::files::ports::FileRegistry>> {
         self.inner.file_registry()
     }
+
+    fn task_store(&self) -> Option<Arc<dyn exai_actors::tasks::TaskStore>> {
+        self.inner.task_store()
+    }
 }
 
 #[async_trait]
