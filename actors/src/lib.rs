@@ -6,6 +6,7 @@
 
 pub mod breakers;
 pub mod catalog;
+pub mod cluster;
 pub mod conversation;
 pub mod coordinator;
 pub mod dispatch;
