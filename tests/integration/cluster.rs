@@ -384,3 +384,42 @@ async fn a_killed_node_leaks_no_permit() {
     assert_eq!(listing["nodes"][0]["id"], "node-b");
 }
 
+#[test]
+fn clients_fail_over_to_the_next_url() {
+    use crate::client::stdio::Bridge;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("ws://127.0.0.1:{closed}/mcp");
+    let mut a = ServerProcess::start(ServerOptions::new());
+    let b = ServerProcess::start(ServerOptions::new());
+
+    // `exai call`: the first URL refuses connections, the second answers.
+    let out = crate::common::cmd::run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_exai"))
+            .args(["call", "version", "--connect-timeout", "10", "--url"])
+            .arg(format!("{dead},{}", b.ws_url("/mcp")))
+            .env_remove("EXAI_TOKEN"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["isError"], false, "{v}");
+
+    // `exai stdio` with repeated --url: connected to A; A dies; the next call goes to B.
+    let (ua, ub) = (a.ws_url("/mcp"), b.ws_url("/mcp"));
+    let mut bridge = Bridge::start(&["--url", &ua, "--url", &dead, "--url", &ub, "--reconnect-wait", "20"]);
+    bridge.initialize();
+    let r = bridge.request(json!(1), "tools/call", json!({"name": "version", "arguments": {}}));
+    assert!(r.get("result").is_some(), "{r}");
+    a.kill9();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut id = 2;
+    loop {
+        let r = bridge.request(json!(id), "tools/call", json!({"name": "version", "arguments": {}}));
+        id += 1;
+        if r.get("result").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bridge did not fail over to B: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
