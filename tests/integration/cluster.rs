@@ -4,7 +4,9 @@
 //! HTTP proxy that measures how many requests are in flight at the provider.
 //!
 //! Covers: a cluster-wide `max_inflight` over two nodes, a breaker opened on one node stopping
-//! the other, and the leases of a node killed with SIGKILL coming back within the lease time.
+//! the other, the leases of a node killed with SIGKILL coming back within the lease time,
+//! clients failing over to the next URL, and concurrent uploads of one content through two
+//! nodes making one provider upload.
 
 use crate::ai::{call, err, mcp, ok};
 use crate::common::mock::MockProvider;
@@ -422,4 +424,61 @@ fn clients_fail_over_to_the_next_url() {
         assert!(Instant::now() < deadline, "the bridge did not fail over to B: {r}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[actix_rt::test]
+async fn concurrent_uploads_of_one_content_through_two_nodes_make_one_provider_upload() {
+    let fixtures = json!({"fixtures": []});
+    let (kimi, glm) = (MockProvider::start_aimock(&fixtures, &[]), MockProvider::start_aimock(&fixtures, &[]));
+    let root = tempfile::tempdir().unwrap();
+    let content: String = "cluster upload content\n".repeat(20_000);
+    std::fs::write(root.path().join("same.txt"), &content).unwrap();
+    let db = PgDatabase::create().await;
+    let prefix = RedisPrefix::new();
+    let opts = |id: &str| {
+        node(id, &db, &prefix, &glm.base_url())
+            .set("providers.kimi.base_url", &kimi.base_url())
+            .set("files.kimi_purpose", "assistants")
+            .set("tools.allowed_roots", &root.path().display().to_string())
+            .set("limits.session_max_inflight", "64")
+            .env("KIMI_API_KEY", "test-kimi-key-0123456789")
+    };
+    let a = ServerProcess::start(opts("node-a"));
+    let b = ServerProcess::start(opts("node-b"));
+    wait_nodes(&a, 2).await;
+    let mut clients = Vec::new();
+    for server in [&a, &b, &a, &b] {
+        clients.push(mcp(server).await);
+    }
+    let tasks = clients.into_iter().enumerate().map(|(k, mut c)| async move {
+        for i in 0..5 {
+            let id = (k * 100 + i) as i64;
+            c.send_json(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+                "params":{"name":"kimi_upload_files","arguments":{"files":["same.txt"]}}}))
+                .await;
+        }
+        let mut out = Vec::new();
+        while out.len() < 5 {
+            let r = c.recv_json(Duration::from_secs(60)).await;
+            if r.get("id").is_some() {
+                assert_eq!(r["result"]["isError"], false, "{r}");
+                out.push(r["result"]["structuredContent"]["files"][0].clone());
+            }
+        }
+        out
+    });
+    let results: Vec<Value> = futures_util::future::join_all(tasks).await.into_iter().flatten().collect();
+    assert_eq!(results.len(), 20);
+    let ids: std::collections::HashSet<&str> =
+        results.iter().map(|f| f["provider_file_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "one provider file: {ids:?}");
+    let journal = kimi.journal().await;
+    let uploads = journal.iter().filter(|e| e["method"] == "POST" && e["path"] == "/v1/files").count();
+    let deletes = journal.iter().filter(|e| e["method"] == "DELETE").count();
+    assert_eq!(uploads, 1, "exactly one provider upload across both nodes");
+    assert_eq!(deletes, 0, "no duplicate to delete");
+    assert_eq!(results.iter().filter(|f| f["dedup_hit"] == false).count(), 1);
+    let mut c = mcp(&b).await;
+    let list = call(&mut c, 1, "kimi_manage_files", json!({"action": "list"})).await;
+    assert_eq!(ok(&list)["files"][0]["reference_count"], 20);
 }

@@ -15,7 +15,8 @@
 //!   meanwhile by another node, the duplicate provider file is deleted again.
 //!
 //! So N concurrent uploads of the same bytes make one provider upload and leave a reference
-//! count of N. sha256 stays the identity: the xxh3 key only groups requests in memory; the
+//! count of N. In cluster mode the leader also holds a cluster-wide lock on (provider, size)
+//! (`ClusterGate::exclusive`), so the same holds for uploads through several nodes. sha256 stays the identity: the xxh3 key only groups requests in memory; the
 //! store is keyed by (provider, sha256).
 //!
 //! Messages: [`Acquire`] (→ the row with a provider file id; hit or miss), [`Release`]
@@ -95,6 +96,9 @@ pub struct Release {
 
 type Waiters = Vec<oneshot::Sender<()>>;
 
+/// Longest wait for another node's upload of the same (provider, size) in cluster mode.
+const CLUSTER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The actor.
 pub struct DedupManager {
     registry: Arc<dyn FileRegistry>,
@@ -153,7 +157,17 @@ impl Handler<Acquire> for DedupManager {
             );
         }
         self.inflight.insert(key, Vec::new());
-        Box::pin(self.resolver().resolve(msg).into_actor(self).map(move |res, act, _| {
+        // Cluster mode: one leader per (provider, size) across the nodes; a node that waited
+        // finds the other's upload in the registry (a possible hit) and takes a reference.
+        let (resolver, gate) = (self.resolver(), self.providers.cluster().cloned());
+        let lead = async move {
+            let _lock = match &gate {
+                Some(g) => g.exclusive(&format!("upload:{}:{key:x}", msg.provider), CLUSTER_LOCK_WAIT).await,
+                None => None,
+            };
+            resolver.resolve(msg).await
+        };
+        Box::pin(lead.into_actor(self).map(move |res, act, _| {
             for w in act.inflight.remove(&key).unwrap_or_default() {
                 let _ = w.send(());
             }
