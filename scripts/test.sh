@@ -10,7 +10,8 @@
 #      * playwright-core (drives the system Chromium in the dashboard browser test)
 #      * the official MCP TypeScript SDK (@modelcontextprotocol/sdk, for the MCP Tasks test)
 #      * the Debian package chromium, when /usr/bin/chromium is missing (needs root)
-# 2. Makes sure PostgreSQL accepts connections on 127.0.0.1:5432 (starts the local cluster if not).
+# 2. Makes sure PostgreSQL accepts connections on 127.0.0.1:5432 (starts the local cluster if not),
+#    and Redis on 127.0.0.1:6379 (installs redis-server and starts it if not; tests use db 9).
 # 3. Exports the EXAI_TEST_* variables the integration tests read, and runs
 #    `cargo nextest run --workspace --no-fail-fast "$@"` (or `cargo test --workspace` without nextest).
 #
@@ -19,6 +20,7 @@
 #          scripts/test.sh --no-run              # install + build, run nothing
 # Env:     EXAI_TEST_CACHE        cache dir (default: ~/.cache/exai-test)
 #          EXAI_TEST_POSTGRES_URL use this database instead of the local cluster (no start attempted)
+#          EXAI_TEST_REDIS_URL    use this Redis instead of 127.0.0.1:6379/9 (no start attempted)
 #          EXAI_TEST_CHROMIUM     Chromium binary for the dashboard browser test (default /usr/bin/chromium)
 #          EXAI_UPDATE_SCREENSHOT=1  the browser test also writes docs/dashboard.png
 #          CARGO_TARGET_DIR       honoured as usual
@@ -228,6 +230,36 @@ else
     fi
     export EXAI_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Redis on 127.0.0.1:6379 for the cluster tests (db 9; every test uses its own key prefix and
+# deletes its keys). Installs the Debian package redis-server when it is missing (needs root).
+if [[ -n "${EXAI_TEST_REDIS_URL:-}" ]]; then
+    step "using the preset EXAI_TEST_REDIS_URL"
+else
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        [[ "$(id -u)" == "0" ]] || die "redis-server not found and not root: install it with 'apt-get install redis-server'"
+        command -v apt-get >/dev/null || die "redis-server not found and apt-get is not available"
+        step "installing the Debian package redis-server (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq </dev/null
+        apt-get install -y -qq --no-install-recommends redis-server </dev/null >/dev/null
+    fi
+    if [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == "PONG" ]]; then
+        step "redis is answering on 127.0.0.1:6379"
+    else
+        step "starting redis-server on 127.0.0.1:6379"
+        redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no </dev/null >/dev/null
+        for _ in $(seq 1 40); do
+            [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == "PONG" ]] && break
+            sleep 0.25
+        done
+        [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == "PONG" ]] \
+            || die "Redis did not answer on 127.0.0.1:6379 within 10s"
+    fi
+    export EXAI_TEST_REDIS_URL="redis://127.0.0.1:6379/9"
+fi
+step "EXAI_TEST_REDIS_URL=$EXAI_TEST_REDIS_URL"
 
 # ---------------------------------------------------------------------------------------------
 export EXAI_TEST_PYTHON="$VENV/bin/python"

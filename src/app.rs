@@ -71,6 +71,9 @@ pub enum AppError {
     /// The blob store could not be set up.
     #[error("blob store: {0}")]
     Blob(#[from] exai_actors::files::ports::BlobError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterStartError),
     /// The conversation journal could not be opened or replayed.
     #[error("conversations: {0}")]
     Journal(#[from] exai_actors::conversation::writer::WriteBehindError),
@@ -190,6 +193,8 @@ async fn start(
         ToolLogQueue::new(settings.toollog_queue, metrics.clone()).with_storage_health(Arc::clone(&runtime.storage));
     let mut children: Vec<Box<dyn ChildSpec>> = Vec::new();
     let provider_arbiter = actix_rt::Arbiter::new();
+    let cluster = crate::cluster::connect(&cfg, &metrics)?;
+    let gate = crate::cluster::gate(&cfg, cluster.as_ref());
     let providers = wiring::providers(
         &cfg,
         settings.retry_after_secs,
@@ -197,8 +202,12 @@ async fn start(
         &metrics,
         &provider_arbiter.handle(),
         &runtime.breakers,
+        gate,
         &mut children,
     );
+    if let Some(c) = &cluster {
+        c.attach(&providers, &metrics, &mut children);
+    }
     let (conversations, journal) =
         wiring::conversations(&cfg, Arc::clone(&store), &metrics, &runtime.storage, &mut children).await?;
     let (files, root_problems) = wiring::files(&cfg);
@@ -305,6 +314,7 @@ async fn start(
         monitoring,
         cleanup,
         journal,
+        cluster: cluster.clone(),
     };
     let server = HttpServer::new(move || {
         let st = state.clone();
@@ -326,6 +336,9 @@ async fn start(
         server = server.listen(l)?;
     }
     let addrs = server.addrs();
+    if let (Some(c), Some(a)) = (&cluster, addrs.first()) {
+        c.bound(*a, cfg.server.port, !cfg.cluster.advertise_address.is_empty());
+    }
     let srv = server.run();
     let handle = srv.handle();
     let (h1, h2) = (handle.clone(), handle);

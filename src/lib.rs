@@ -10,6 +10,7 @@ pub mod blob;
 pub mod cleanup_cli;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod health_cli;
 pub mod providers;

@@ -8,6 +8,7 @@ use crate::providers::{transport_factory, TransportConfig, VendorKind};
 use actix_rt::ArbiterHandle;
 use exai_actors::breakers::BreakerBoard;
 use exai_actors::catalog::Catalog;
+use exai_actors::cluster::ClusterGate;
 use exai_actors::conversation::writer::{ConversationWriter, WriteBehind, WriteBehindError};
 use exai_actors::conversation::{ConversationSettings, Conversations};
 use exai_actors::coordinator::{Child, ChildHandle, ChildSpec};
@@ -36,7 +37,9 @@ pub fn catalog(cfg: &Config) -> Arc<Catalog> {
     Arc::new(Catalog::new(cfg.model_entries(), providers))
 }
 
-/// Provider actors, breakers and the service. Adds the supervised children to `children`.
+/// Provider actors, breakers and the service (behind `gate` when there is one). Adds the
+/// supervised children to `children`.
+#[allow(clippy::too_many_arguments)]
 pub fn providers(
     cfg: &Config,
     retry_after_secs: u64,
@@ -44,6 +47,7 @@ pub fn providers(
     metrics: &Metrics,
     arbiter: &ArbiterHandle,
     board: &BreakerBoard,
+    gate: Option<Arc<ClusterGate>>,
     children: &mut Vec<Box<dyn ChildSpec>>,
 ) -> Arc<ProviderSet> {
     let limits = cfg.provider_limits();
@@ -88,7 +92,7 @@ pub fn providers(
             configured: p.api_key.is_some(),
         });
     }
-    Arc::new(ProviderSet::new(
+    let set = ProviderSet::new(
         entries,
         limits.global_max_inflight,
         limits.queue_wait,
@@ -96,7 +100,11 @@ pub fn providers(
         cfg.routing.clone(),
         catalog,
         metrics.clone(),
-    ))
+    );
+    Arc::new(match gate {
+        Some(g) => set.with_cluster(g),
+        None => set,
+    })
 }
 
 /// Whether turns are stored write-behind (`conversations.write_behind`; `auto` means a SQLite

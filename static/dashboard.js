@@ -236,11 +236,29 @@
       renderProviders(providers);
       renderErrors(errors.errors);
       renderObservations(observations.observations);
+      api("/api/cluster").then(renderCluster, (e) => {
+        fill("cluster", empty("cluster store unavailable: " + e.message));
+      });
     } catch (e) {
       setLive(false, "API error: " + e.message);
     } finally {
       listsBusy = false;
     }
+  }
+  function renderCluster(c) {
+    $("cluster-summary").textContent = c.enabled ? "(" + c.nodes.length + " nodes; this is " + c.node_id + ")" : "";
+    if (!c.enabled) {
+      fill("cluster", empty("single node (cluster.redis_url is not set)"));
+      return;
+    }
+    fill("cluster", c.nodes.length ? table([
+      { title: "node", get: (n) => (n.self ? n.id + " (this node)" : n.id) },
+      { title: "address", get: (n) => n.address },
+      { title: "version", get: (n) => n.version },
+      { title: "age", num: true, get: (n) => fmtDuration(n.age_secs) },
+      { title: "in flight", num: true, get: (n) => n.inflight },
+      { title: "last heartbeat", num: true, get: (n) => fmtMs(n.heartbeat_age_ms) },
+    ], c.nodes) : empty("no live nodes"));
   }
   function renderCalls(rows) {
     fill("toolcalls", rows.length ? table([

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod breakers;
 pub mod catalog;
+pub mod cluster;
 pub mod conversation;
 pub mod coordinator;
 pub mod dispatch;

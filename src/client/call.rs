@@ -16,9 +16,10 @@ pub struct CallArgs {
     /// Tool arguments (a JSON object).
     #[arg(long, default_value = "{}", value_name = "JSON")]
     pub args: String,
-    /// Server WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8079/mcp")]
-    pub url: String,
+    /// Server WebSocket URL; repeat it or separate URLs with commas to name several nodes
+    /// (tried in order when a connection attempt fails).
+    #[arg(long, default_value = "ws://127.0.0.1:8079/mcp", value_delimiter = ',', num_args = 1)]
+    pub url: Vec<String>,
     /// Wire protocol.
     #[arg(long, value_enum, default_value = "mcp")]
     pub protocol: Protocol,
@@ -56,7 +57,9 @@ pub fn run(a: &CallArgs) -> u8 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sys = actix_rt::System::new();
     sys.block_on(async move {
-        let mut cfg = ClientConfig::new(a.url.clone(), a.protocol);
+        let mut urls = super::split_urls(&a.url).into_iter();
+        let mut cfg = ClientConfig::new(urls.next().unwrap_or_default(), a.protocol);
+        cfg.fallback_urls = urls.collect();
         cfg.token = a.token.clone();
         cfg.client_name = "exai-call".into();
         cfg.connect_timeout = secs(a.connect_timeout);

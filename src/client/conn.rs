@@ -126,6 +126,10 @@ pub(crate) struct Connection {
     gen: u64,
     link: Option<Link>,
     attempt: u32,
+    /// Which URL the next attempt dials: 0 = `cfg.url`, i = `cfg.fallback_urls[i - 1]`.
+    url_index: usize,
+    /// Attempts that failed in a row on different URLs (the backoff waits after a whole round).
+    failed_in_round: usize,
     session_id: Option<String>,
     /// MCP: the session outlives a dropped connection, so calls in flight wait for the resume.
     resumable: bool,
@@ -151,6 +155,8 @@ impl Connection {
             gen: 0,
             link: None,
             attempt: 0,
+            url_index: 0,
+            failed_in_round: 0,
             resumable: session_id.is_some(),
             session_id,
             pending: HashMap::new(),
@@ -181,7 +187,14 @@ impl Connection {
         }
         let next = if self.status.borrow().connects == 0 { ConnState::Connecting } else { ConnState::Reconnecting };
         self.set_state(next, None);
-        let cfg = Arc::clone(&self.cfg);
+        let cfg = match self.url_index {
+            0 => Arc::clone(&self.cfg),
+            i => {
+                let mut c = (*self.cfg).clone();
+                c.url = self.cfg.fallback_urls.get(i - 1).cloned().unwrap_or_else(|| self.cfg.url.clone());
+                Arc::new(c)
+            }
+        };
         let resume = match cfg.protocol {
             Protocol::Legacy => self.session_id.clone(),
             Protocol::Mcp if cfg.mcp_resume && self.resumable => self.session_id.clone(),
@@ -191,8 +204,18 @@ impl Connection {
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(opened) => act.on_open(opened, ctx),
             Err(e) => {
-                tracing::debug!(error = %e, attempt = act.attempt, "connect failed");
-                act.backoff(e.to_string(), ctx);
+                tracing::debug!(error = %e, attempt = act.attempt, url_index = act.url_index, "connect failed");
+                // Another server to try: at once, without waiting; after a whole round, back off.
+                let urls = 1 + act.cfg.fallback_urls.len();
+                act.url_index = (act.url_index + 1) % urls;
+                act.failed_in_round += 1;
+                if act.failed_in_round < urls && !matches!(e, ClientError::BadUrl(_)) {
+                    act.set_state(ConnState::Reconnecting, Some(e.to_string()));
+                    act.connect(ctx);
+                } else {
+                    act.failed_in_round = 0;
+                    act.backoff(e.to_string(), ctx);
+                }
             }
         }));
     }
@@ -248,6 +271,7 @@ impl Connection {
         });
         self.link = Some(Link { gen, out: tx, tasks: [writer, reader] });
         self.attempt = 0;
+        self.failed_in_round = 0;
         self.last_rx = Instant::now();
         self.in_flight_calls = 0;
         let resumed = self.session_id.is_some()

@@ -5,6 +5,13 @@
 //! that connects, reconnects with backoff, and multiplexes any number of concurrent calls by
 //! request id. [`Client`] is a cheap clonable handle; dropping the last one closes the
 //! connection. On it: the `exai call` command ([`call`]) and the `exai stdio` bridge ([`stdio`]).
+//! Several server URLs (the nodes of a cluster) may be given: a failed connection attempt moves
+//! on to the next one at once ([`ClientConfig::fallback_urls`], [`split_urls`]).
+
+/// The URLs of a repeatable, comma-separated `--url` option, in order, without empty ones.
+pub fn split_urls(urls: &[String]) -> Vec<String> {
+    urls.iter().flat_map(|u| u.split(',')).map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+}
 
 mod backoff;
 pub mod call;
@@ -47,6 +54,9 @@ impl Protocol {
 pub struct ClientConfig {
     /// Server URL, e.g. `ws://127.0.0.1:8079/mcp`.
     pub url: String,
+    /// Further servers (other nodes of a cluster): when a connection attempt fails, the next
+    /// URL is tried at once; the backoff applies after every URL failed in a row.
+    pub fallback_urls: Vec<String>,
     /// Protocol.
     pub protocol: Protocol,
     /// Token (MCP: `Authorization: Bearer` or `?token=`; legacy: `hello.token`).
@@ -92,6 +102,7 @@ impl ClientConfig {
     pub fn new(url: impl Into<String>, protocol: Protocol) -> ClientConfig {
         ClientConfig {
             url: url.into(),
+            fallback_urls: Vec::new(),
             protocol,
             token: None,
             token_in_query: false,

@@ -31,9 +31,10 @@ pub const UPSTREAM_ERROR: i64 = -32000;
 /// `exai stdio` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StdioArgs {
-    /// Daemon WebSocket URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8079/mcp")]
-    pub url: String,
+    /// Daemon WebSocket URL; repeat it or separate URLs with commas to name several cluster
+    /// nodes (the next is tried at once when a connection attempt fails).
+    #[arg(long, default_value = "ws://127.0.0.1:8079/mcp", value_delimiter = ',', num_args = 1)]
+    pub url: Vec<String>,
     /// Daemon token (or EXAI_TOKEN).
     #[arg(long, env = "EXAI_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -199,7 +200,7 @@ struct Bridge {
 
 impl Bridge {
     async fn serve(self: Rc<Self>, mut input: mpsc::Receiver<String>) -> Result<u8, StdioError> {
-        let mut url = self.args.url.clone();
+        let mut url = super::split_urls(&self.args.url).first().cloned().unwrap_or_default();
         let mut token = self.args.token.clone();
         if self.args.embedded {
             (url, token) = self.start_embedded().await?;
@@ -268,6 +269,10 @@ impl Bridge {
             return c.clone();
         }
         let mut cfg = ClientConfig::new(url, Protocol::Mcp);
+        let configured = super::split_urls(&self.args.url);
+        if configured.first().map(String::as_str) == Some(url) {
+            cfg.fallback_urls = configured[1..].to_vec();
+        }
         cfg.token = token.clone();
         cfg.client_name = "exai-stdio".into();
         cfg.initialize_params = init;

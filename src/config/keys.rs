@@ -212,6 +212,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("providers.kimi.breaker_window_secs", Kind::U64),
     k("providers.kimi.breaker_open_secs", Kind::U64),
     k("providers.kimi.breaker_half_open_probes", Kind::U32),
+    k("providers.kimi.rpm", Kind::U64),
+    k("providers.kimi.tpm", Kind::U64),
     k("providers.glm.enabled", Kind::Bool),
     k("providers.glm.base_url", Kind::Str),
     k("providers.glm.api_key", Kind::Secret),
@@ -227,6 +229,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("providers.glm.breaker_window_secs", Kind::U64),
     k("providers.glm.breaker_open_secs", Kind::U64),
     k("providers.glm.breaker_half_open_probes", Kind::U32),
+    k("providers.glm.rpm", Kind::U64),
+    k("providers.glm.tpm", Kind::U64),
     k("providers.custom", Kind::Tables(CUSTOM_PROVIDER_FIELDS)),
     k("files.embed_max_bytes", Kind::U64),
     k("files.gateway_min_bytes", Kind::U64),
@@ -255,6 +259,15 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("cleanup.page_size", Kind::U32),
     k("cleanup.delete_rate_per_sec", Kind::Float),
     k("cleanup.validate_parallelism", Kind::U64),
+    k("cluster.redis_url", Kind::DbUrl),
+    k("cluster.node_id", Kind::Str),
+    k("cluster.advertise_address", Kind::Str),
+    k("cluster.key_prefix", Kind::Str),
+    k("cluster.lease_ms", Kind::U64),
+    k("cluster.heartbeat_ms", Kind::U64),
+    k("cluster.command_timeout_ms", Kind::U64),
+    k("cluster.poll_ms", Kind::U64),
+    k("cluster.on_redis_down", Kind::Str),
 ];
 
 /// The fields of one `[[providers.custom]]` item.
@@ -275,6 +288,8 @@ pub(crate) const CUSTOM_PROVIDER_FIELDS: &[KeySpec] = &[
     k("breaker_window_secs", Kind::U64),
     k("breaker_open_secs", Kind::U64),
     k("breaker_half_open_probes", Kind::U32),
+    k("rpm", Kind::U64),
+    k("tpm", Kind::U64),
     k("models", Kind::Tables(CUSTOM_MODEL_FIELDS)),
 ];
 

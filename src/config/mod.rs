@@ -21,6 +21,7 @@ mod keys;
 mod legacy;
 mod load;
 mod model;
+mod model_cluster;
 mod model_files;
 mod model_providers;
 mod providers;
@@ -39,6 +40,7 @@ pub use model::{
     Config, ConversationsConfig, DebugConfig, HttpConfig, LegacyConfig, LimitsConfig, LogFormat, LoggingConfig,
     MonitoringConfig, RoutingConfig, ServerConfig, StorageConfig, SupervisorConfig, TimeoutsConfig, ToolsConfig,
 };
+pub use model_cluster::{ClusterConfig, OnRedisDown};
 pub use model_files::{BlobConfig, CleanupConfig, FilesConfig};
 pub use model_providers::{
     CustomModelConfig, CustomProviderConfig, Glm, Kimi, ProvidersConfig, VendorConfig, VendorDefaults,

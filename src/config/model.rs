@@ -52,6 +52,8 @@ pub struct Config {
     pub blob: super::model_files::BlobConfig,
     /// The staged cleanup of provider files.
     pub cleanup: super::model_files::CleanupConfig,
+    /// Cluster mode: several nodes sharing limits and breakers through Redis.
+    pub cluster: super::model_cluster::ClusterConfig,
     /// Non-fatal problems found while loading (unknown `EXAI_*` variables, ignored legacy
     /// names). Print them once logging is up.
     #[serde(skip)]

@@ -101,8 +101,13 @@ pub struct VendorConfig<V: VendorDefaults> {
     pub breaker_window_secs: u64,
     /// Circuit breaker: how long it stays open before probing, seconds.
     pub breaker_open_secs: u64,
-    /// Circuit breaker: probe calls in flight while half-open.
+    /// Circuit breaker: probe calls in flight while half-open (cluster-wide in cluster mode).
     pub breaker_half_open_probes: u32,
+    /// Requests per minute (token bucket; cluster-wide in cluster mode). 0 = no limit.
+    pub rpm: u64,
+    /// Tokens per minute (prompt + completion, debited when a reply arrives; requests wait
+    /// while the bucket is in debt; cluster-wide in cluster mode). 0 = no limit.
+    pub tpm: u64,
     #[serde(skip)]
     vendor: PhantomData<V>,
 }
@@ -125,6 +130,8 @@ impl<V: VendorDefaults> Default for VendorConfig<V> {
             breaker_window_secs: 60,
             breaker_open_secs: 30,
             breaker_half_open_probes: 2,
+            rpm: 0,
+            tpm: 0,
             vendor: PhantomData,
         }
     }
@@ -169,8 +176,13 @@ pub struct CustomProviderConfig {
     pub breaker_window_secs: u64,
     /// Circuit breaker: how long it stays open, seconds.
     pub breaker_open_secs: u64,
-    /// Circuit breaker: probe calls in flight while half-open.
+    /// Circuit breaker: probe calls in flight while half-open (cluster-wide in cluster mode).
     pub breaker_half_open_probes: u32,
+    /// Requests per minute (token bucket; cluster-wide in cluster mode). 0 = no limit.
+    pub rpm: u64,
+    /// Tokens per minute (prompt + completion, debited when a reply arrives; requests wait
+    /// while the bucket is in debt; cluster-wide in cluster mode). 0 = no limit.
+    pub tpm: u64,
     /// The models it serves (at least one).
     pub models: Vec<CustomModelConfig>,
 }
@@ -195,6 +207,8 @@ impl Default for CustomProviderConfig {
             breaker_window_secs: 60,
             breaker_open_secs: 30,
             breaker_half_open_probes: 2,
+            rpm: 0,
+            tpm: 0,
             models: Vec::new(),
         }
     }

@@ -67,6 +67,10 @@ pub struct ProviderSettings {
     pub retry: RetryPolicy,
     /// Fallback models, in order.
     pub fallback: Vec<String>,
+    /// Requests per minute (0 = no limit).
+    pub rpm: u64,
+    /// Tokens per minute (0 = no limit).
+    pub tpm: u64,
     /// Models declared in the config for this provider (custom providers only; the built-in
     /// vendors' models come from [`builtin_models`]).
     pub models: Vec<ModelEntry>,
@@ -117,6 +121,8 @@ pub(crate) struct ProviderView<'a> {
     pub breaker_window_secs: u64,
     pub breaker_open_secs: u64,
     pub breaker_half_open_probes: u32,
+    pub rpm: u64,
+    pub tpm: u64,
     pub models: &'a [CustomModelConfig],
 }
 
@@ -141,6 +147,8 @@ fn vendor_view<V: VendorDefaults>(v: &VendorConfig<V>, kind: ProviderKind) -> Pr
         breaker_window_secs: v.breaker_window_secs,
         breaker_open_secs: v.breaker_open_secs,
         breaker_half_open_probes: v.breaker_half_open_probes,
+        rpm: v.rpm,
+        tpm: v.tpm,
         models: &[],
     }
 }
@@ -189,6 +197,8 @@ impl ProviderView<'_> {
             },
             retry: retry.clone(),
             fallback: self.fallback.to_vec(),
+            rpm: self.rpm,
+            tpm: self.tpm,
             models: self.models(),
         }
     }
@@ -220,6 +230,8 @@ impl Config {
                 breaker_window_secs: c.breaker_window_secs,
                 breaker_open_secs: c.breaker_open_secs,
                 breaker_half_open_probes: c.breaker_half_open_probes,
+                rpm: c.rpm,
+                tpm: c.tpm,
                 models: &c.models,
             });
         }

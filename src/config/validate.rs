@@ -76,7 +76,8 @@ impl Config {
         v.providers()?;
         v.files()?;
         v.routing()?;
-        v.monitoring()
+        v.monitoring()?;
+        v.cluster()
     }
 }
 
@@ -311,6 +312,38 @@ impl Checker<'_> {
         self.range("monitoring.error_ai_calls_per_hour", u64::from(m.error_ai_calls_per_hour), 0, 3600)?;
         self.range("monitoring.auditor_calls_per_hour", u64::from(m.auditor_calls_per_hour), 0, 3600)?;
         self.range("monitoring.auditor_interval_secs", m.auditor_interval_secs, 1, 86_400)
+    }
+
+    fn cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cfg.cluster;
+        if let Some(url) = &c.redis_url {
+            let u = url.expose();
+            if !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| u.starts_with(p)) {
+                return Err(self.fail(
+                    "cluster.redis_url",
+                    Some(redact_url(u)),
+                    "a Redis URL: redis://host:port[/db], rediss://… (TLS) or redis+unix:///path",
+                ));
+            }
+        }
+        if c.key_prefix.is_empty() || c.key_prefix.chars().any(|ch| ch.is_whitespace() || ch == '{' || ch == '}') {
+            return Err(self.fail(
+                "cluster.key_prefix",
+                Some(format!("{:?}", c.key_prefix)),
+                "a non-empty string without spaces or braces",
+            ));
+        }
+        if c.node_id.chars().any(|ch| ch.is_whitespace() || ch == '|') {
+            return Err(self.fail(
+                "cluster.node_id",
+                Some(format!("{:?}", c.node_id)),
+                "a name without spaces or '|' (empty = <hostname>:<port>)",
+            ));
+        }
+        self.range("cluster.lease_ms", c.lease_ms, 500, 600_000)?;
+        self.range("cluster.heartbeat_ms", c.heartbeat_ms, 50, c.lease_ms / 2)?;
+        self.range("cluster.command_timeout_ms", c.command_timeout_ms, 10, 10_000)?;
+        self.range("cluster.poll_ms", c.poll_ms, 1, 1_000)
     }
 
     fn logging(&self) -> Result<(), ConfigError> {

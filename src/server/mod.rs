@@ -69,6 +69,8 @@ pub struct AppState {
     pub cleanup: Option<exai_actors::coordinator::ChildHandle<exai_actors::files::cleanup::CleanupCoordinator>>,
     /// Conversation write-behind (when enabled).
     pub journal: Option<Arc<exai_actors::conversation::writer::WriteBehind>>,
+    /// Cluster membership (cluster mode only).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 async fn mcp_get(

@@ -7,6 +7,7 @@
 mod ai;
 mod bench;
 mod client;
+mod cluster;
 mod common;
 mod conformance;
 mod dashboard;

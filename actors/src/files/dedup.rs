@@ -20,7 +20,9 @@
 //! for the same file (same resolved path) share that failure instead of each uploading
 //! again — 50 concurrent uploads against a provider answering 400 make one POST. Waiters
 //! with other files of that size, and every waiter after a retryable failure, go through
-//! the table again. sha256 stays the identity: the xxh3 key only groups requests in memory; the
+//! the table again. In cluster mode the leader also holds a cluster-wide lock on (provider,
+//! size) (`ClusterGate::exclusive`), so the same holds for uploads through several nodes.
+//! sha256 stays the identity: the xxh3 key only groups requests in memory; the
 //! store is keyed by (provider, sha256).
 //!
 //! Messages: [`Acquire`] (→ the row with a provider file id; hit or miss), [`Release`]
@@ -113,6 +115,9 @@ struct LeaderDone {
 
 type Waiters = Vec<oneshot::Sender<LeaderDone>>;
 
+/// Longest wait for another node's upload of the same (provider, size) in cluster mode.
+const CLUSTER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The actor.
 pub struct DedupManager {
     registry: Arc<dyn FileRegistry>,
@@ -177,7 +182,17 @@ impl Handler<Acquire> for DedupManager {
         }
         self.inflight.insert(key, Vec::new());
         let path = msg.path.clone();
-        Box::pin(self.resolver().resolve(msg).into_actor(self).map(move |res, act, _| {
+        // Cluster mode: one leader per (provider, size) across the nodes; a node that waited
+        // finds the other's upload in the registry (a possible hit) and takes a reference.
+        let (resolver, gate) = (self.resolver(), self.providers.cluster().cloned());
+        let lead = async move {
+            let _lock = match &gate {
+                Some(g) => g.exclusive(&format!("upload:{}:{key:x}", msg.provider), CLUSTER_LOCK_WAIT).await,
+                None => None,
+            };
+            resolver.resolve(msg).await
+        };
+        Box::pin(lead.into_actor(self).map(move |res, act, _| {
             let shared_failure = match &res {
                 Err(Failed { error, final_answer: true }) => Some(error.clone()),
                 _ => None,

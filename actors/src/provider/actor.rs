@@ -42,6 +42,8 @@ pub struct Permits {
     pub provider: Option<OwnedSemaphorePermit>,
     /// The provider's in-flight gauge, decremented when the permits are dropped.
     pub gauge: Option<InflightGauge>,
+    /// Cluster-wide leases (cluster mode), released with the permits.
+    pub cluster: Option<crate::cluster::LeaseSet>,
 }
 
 /// Counts one request in `exai_provider_inflight{provider}` while it lives.

@@ -172,6 +172,15 @@ struct Shared {
     state: AtomicU8,
     inner: Mutex<Inner>,
     metrics: BreakerMetrics,
+    /// Told of every local transition (cluster mode publishes them to the other nodes).
+    observer: std::sync::OnceLock<Arc<dyn BreakerObserver>>,
+}
+
+/// Hears a breaker's own transitions (not those applied with
+/// [`BreakerHandle::apply_remote`]); must not block.
+pub trait BreakerObserver: Send + Sync {
+    /// `provider`'s breaker moved to `to`; while open, probes start after `remaining`.
+    fn changed(&self, provider: &str, to: BreakerState, remaining: Duration);
 }
 
 struct Inner {
@@ -270,7 +279,36 @@ impl BreakerHandle {
                     transitions: 0,
                 }),
                 metrics,
+                observer: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Report this breaker's own transitions to `observer` (set once; later calls are ignored).
+    pub fn set_observer(&self, observer: Arc<dyn BreakerObserver>) {
+        let _ = self.shared.observer.set(observer);
+    }
+
+    /// Apply a transition made by another node: `Open` with the time left before probing, or
+    /// `Closed`. Not reported to the observer. A breaker already in that state only takes the
+    /// later reopening time.
+    pub fn apply_remote(&self, to: BreakerState, remaining: Duration) {
+        let now = (self.shared.clock)();
+        let mut g = self.shared.lock();
+        match to {
+            BreakerState::Open => {
+                let opened = now.checked_sub(self.shared.cfg.open_for.saturating_sub(remaining)).unwrap_or(now);
+                if g.state != BreakerState::Open {
+                    self.shared.transition_quiet(&mut g, BreakerState::Open, now);
+                }
+                if g.opened_at.is_none_or(|at| opened > at) {
+                    g.opened_at = Some(opened);
+                }
+            }
+            BreakerState::Closed if g.state != BreakerState::Closed => {
+                self.shared.transition_quiet(&mut g, BreakerState::Closed, now);
+            }
+            _ => {}
         }
     }
 
@@ -369,6 +407,14 @@ impl Shared {
     }
 
     fn transition(&self, g: &mut Inner, to: BreakerState, now: Instant) {
+        self.transition_quiet(g, to, now);
+        if let Some(o) = self.observer.get() {
+            o.changed(&self.provider, to, self.remaining(g, now));
+        }
+    }
+
+    /// A transition without telling the observer (one applied from another node).
+    fn transition_quiet(&self, g: &mut Inner, to: BreakerState, now: Instant) {
         let from = g.state;
         g.state = to;
         g.generation += 1;

@@ -16,6 +16,7 @@ use super::lane::Lane;
 use super::router::{auto_slot, counterpart, slot_model, RoutingConfig, StepInfo};
 use super::types::{ChatRequest, ChatResponse, ProviderError, StreamEvent};
 use crate::catalog::{Catalog, ModelEntry};
+use crate::cluster::{ClusterGate, GateRefusal};
 use crate::coordinator::ChildHandle;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
@@ -91,6 +92,8 @@ pub struct ProviderSet {
     routing: RoutingConfig,
     catalog: Arc<Catalog>,
     metrics: Metrics,
+    /// Cluster-wide limits and rate buckets (`None`: this node's semaphores are the limits).
+    cluster: Option<Arc<ClusterGate>>,
 }
 
 fn tool_error(provider: &str, e: ProviderError) -> ToolError {
@@ -128,7 +131,19 @@ impl ProviderSet {
             routing,
             catalog,
             metrics,
+            cluster: None,
         }
+    }
+
+    /// Pass every provider request through `gate` as well (cluster-wide limits, rate buckets).
+    pub fn with_cluster(mut self, gate: Arc<ClusterGate>) -> ProviderSet {
+        self.cluster = Some(gate);
+        self
+    }
+
+    /// The cluster gate, when there is one.
+    pub fn cluster(&self) -> Option<&Arc<ClusterGate>> {
+        self.cluster.as_ref()
     }
 
     /// The catalogue.
@@ -186,7 +201,7 @@ impl ProviderSet {
         }
     }
 
-    async fn permits(&self, e: &ProviderEntry) -> Result<(Permits, Duration), ProviderError> {
+    async fn permits(&self, e: &ProviderEntry, probe: bool) -> Result<(Permits, Duration), ProviderError> {
         let t0 = Instant::now();
         let over = |limit: String| ProviderError::OverCapacity {
             provider: e.name.clone(),
@@ -202,8 +217,15 @@ impl ProviderSet {
             .await
             .map_err(|_| over(format!("{} limit {}", e.name, e.max_inflight)))?
             .map_err(|_| over(format!("{} limit closed", e.name)))?;
+        let cluster = match &self.cluster {
+            Some(g) if g.applies(&e.name) => g
+                .admit(&e.name, probe, t0 + self.queue_wait)
+                .await
+                .map_err(|r| gate_error(&e.name, r, self.retry_after_secs))?,
+            _ => None,
+        };
         let gauge = InflightGauge::new(self.metrics.provider_inflight.with_label_values(&[&e.name]));
-        Ok((Permits { global: Some(global), provider: Some(provider), gauge: Some(gauge) }, t0.elapsed()))
+        Ok((Permits { global: Some(global), provider: Some(provider), gauge: Some(gauge), cluster }, t0.elapsed()))
     }
 
     /// Candidates: the model, then its provider's fallback chain (deduplicated).
@@ -272,7 +294,7 @@ impl ProviderSet {
                 }
             };
             let queued = Instant::now();
-            let (permits, waited) = match self.permits(entry).await {
+            let (permits, waited) = match self.permits(entry, breaker.is_probe()).await {
                 Ok(p) => p,
                 Err(e) => {
                     // A wait that ended without permits is provider wait too.
@@ -314,6 +336,9 @@ impl ProviderSet {
             let outcome: Result<ChatOutcome, ProviderError> = res;
             return match outcome {
                 Ok(o) => {
+                    if let (Some(g), Some(u)) = (&self.cluster, o.response.usage) {
+                        g.record_tokens(&entry.name, u.total_tokens);
+                    }
                     let fallback_from = (i > 0).then(|| first.name.clone());
                     if fallback_from.is_some() {
                         self.metrics.provider_fallbacks.with_label_values(&[&first.provider]).inc();
@@ -392,7 +417,7 @@ impl ProviderSet {
                 ProviderError::CircuitOpen { provider: provider.into(), retry_after_secs: w.as_secs().max(1) },
             )
         })?;
-        let (permits, _) = self.permits(entry).await.map_err(|e| tool_error(provider, e))?;
+        let (permits, _) = self.permits(entry, breaker.is_probe()).await.map_err(|e| tool_error(provider, e))?;
         let addr =
             entry.actor.get().ok_or_else(|| ToolError::Unavailable(format!("provider {provider} is restarting")))?;
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
@@ -401,6 +426,24 @@ impl ProviderSet {
         match res {
             Ok(r) => Ok(r),
             Err(_) => Err(ToolError::Unavailable(format!("provider {provider} actor stopped during the request"))),
+        }
+    }
+}
+
+/// A cluster gate refusal as the provider error callers already handle.
+fn gate_error(provider: &str, r: GateRefusal, retry_after_secs: u64) -> ProviderError {
+    match r {
+        GateRefusal::ProbeBusy => ProviderError::CircuitOpen {
+            provider: provider.to_string(),
+            retry_after_secs: super::breaker::HALF_OPEN_BUSY_RETRY.as_secs().max(1),
+        },
+        GateRefusal::Rate { retry_after, .. } => ProviderError::OverCapacity {
+            provider: provider.to_string(),
+            limit: r.to_string(),
+            retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        },
+        GateRefusal::Full { .. } | GateRefusal::Unavailable(_) => {
+            ProviderError::OverCapacity { provider: provider.to_string(), limit: r.to_string(), retry_after_secs }
         }
     }
 }

@@ -108,6 +108,7 @@ fn key_table_matches_the_config_struct() {
             "providers.glm.api_key",
             "blob.s3_access_key_id",
             "blob.s3_secret_access_key",
+            "cluster.redis_url",
         ]
         .map(String::from),
     );

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Too many event streams (503 with Retry-After).
     #[error("too many dashboard streams are open")]
     TooManyStreams,
+    /// The cluster store did not answer (503).
+    #[error("cluster store unavailable: {0}")]
+    ClusterUnavailable(String),
 }
 
 impl ApiError {
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::Store(_) => "STORE_UNAVAILABLE",
             ApiError::ShuttingDown => "SERVICE_UNAVAILABLE",
             ApiError::TooManyStreams => "OVER_CAPACITY",
+            ApiError::ClusterUnavailable(_) => "CLUSTER_UNAVAILABLE",
         }
     }
 }
@@ -53,7 +57,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
-            ApiError::Store(_) | ApiError::ShuttingDown | ApiError::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_)
+            | ApiError::ShuttingDown
+            | ApiError::TooManyStreams
+            | ApiError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

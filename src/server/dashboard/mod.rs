@@ -5,7 +5,7 @@
 //! - `GET /dashboard/events`: Server-Sent Events, one `overview` event per second.
 //! - `GET /api/overview`, `/api/timeseries`, `/api/providers`, `/api/toolcalls`,
 //!   `/api/errors`, `/api/auditor/observations`; `POST /api/errors/{id}/resolve`,
-//!   `POST /api/auditor/observations/{id}/acknowledge`.
+//!   `POST /api/auditor/observations/{id}/acknowledge`; `GET /api/cluster` (`cluster.rs`).
 //!
 //! Every route checks Host (DNS-rebinding protection) and Origin like `/mcp` does, and needs
 //! `server.admin_token` when one is configured, else `server.auth_token` when that is set
@@ -15,6 +15,7 @@
 //! With `monitoring.dashboard_enabled = false` none of these routes exist.
 
 mod api;
+mod cluster;
 mod error;
 mod overview;
 mod page;
@@ -187,6 +188,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
         .route("/dashboard/", web::get().to(page::page))
         .route("/dashboard/events", web::get().to(page::events))
         .route("/api/overview", web::get().to(api::overview))
+        .route("/api/cluster", web::get().to(cluster::nodes))
         .route("/api/timeseries", web::get().to(api::timeseries))
         .route("/api/providers", web::get().to(api::providers))
         .route("/api/toolcalls", web::get().to(api::toolcalls))
