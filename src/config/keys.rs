@@ -163,6 +163,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("storage.writer_nice", Kind::U32),
     k("storage.acquire_timeout_ms", Kind::U64),
     k("storage.probe_timeout_ms", Kind::U64),
+    k("storage.toollog_retention_days", Kind::U64),
+    k("storage.toollog_max_rows", Kind::U64),
     k("supervisor.restart_backoff_ms", Kind::U64),
     k("supervisor.restart_backoff_max_ms", Kind::U64),
     k("supervisor.restart_max", Kind::U32),
