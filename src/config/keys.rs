@@ -165,6 +165,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("storage.probe_timeout_ms", Kind::U64),
     k("storage.toollog_retention_days", Kind::U64),
     k("storage.toollog_max_rows", Kind::U64),
+    k("storage.sqlite_cache_mib", Kind::U32),
     k("supervisor.restart_backoff_ms", Kind::U64),
     k("supervisor.restart_backoff_max_ms", Kind::U64),
     k("supervisor.restart_max", Kind::U32),

@@ -314,6 +314,8 @@ pub struct StorageConfig {
     pub toollog_retention_days: u64,
     /// At most this many tool-call log rows are kept, the oldest pruned first (0 = no limit).
     pub toollog_max_rows: u64,
+    /// SQLite: page cache of the writer connection, MiB.
+    pub sqlite_cache_mib: u32,
 }
 
 impl Default for StorageConfig {
@@ -330,6 +332,7 @@ impl Default for StorageConfig {
             probe_timeout_ms: 500,
             toollog_retention_days: 14,
             toollog_max_rows: 1_000_000,
+            sqlite_cache_mib: 8,
         }
     }
 }

@@ -38,11 +38,13 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Page cache of the writer connection (negative: KiB; SQLite's default is 2 MiB). Every
-/// turn inserts into several indexes keyed by random ids, so the pages a batch touches are
-/// spread over the whole index: with the default cache most of them are read back from the
-/// OS with `pread` on every batch. The cache fills only as pages are used.
-const WRITER_CACHE_KIB: &str = "-65536";
+/// `cache_size` of the writer connection for `storage.sqlite_cache_mib` (negative: KiB;
+/// SQLite's default is 2 MiB). A batch's pages are mostly at the ends of the indexes (ids are
+/// time-ordered), so a few MiB keep them; the cache fills only as pages are used and counts
+/// fully in the process's RSS (a fixed 64 MiB put the plateau under load at 124 MB).
+fn writer_cache_size(mib: u32) -> String {
+    format!("-{}", u64::from(mib.max(1)) * 1024)
+}
 
 const TOOL_CALL_COLUMNS: &str = "SELECT id, started_at, session_id, request_id, tool, protocol, \
      outcome, error_code, total_ms, global_wait_ms, provider_wait_ms, processing_ms, provider, \
@@ -117,7 +119,7 @@ impl SqliteStore {
             let workers = (opts.writer_nice > 0).then(super::priority::sqlite_workers);
             let conn = connect_opts
                 .clone()
-                .pragma("cache_size", WRITER_CACHE_KIB)
+                .pragma("cache_size", writer_cache_size(opts.sqlite_cache_mib))
                 .connect()
                 .await
                 .map_err(|e| connect_failed(&redact_url(url), e))?;
@@ -156,6 +158,13 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+#[cfg(test)]
+#[test]
+fn writer_cache_size_is_negative_kib() {
+    assert_eq!(writer_cache_size(8), "-8192");
+    assert_eq!(writer_cache_size(0), "-1024", "at least 1 MiB");
 }
 
 fn is_memory(url: &str) -> bool {
