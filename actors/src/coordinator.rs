@@ -376,9 +376,9 @@ impl SystemCoordinator {
         if self.phase != Phase::Running {
             return;
         }
-        tracing::info!(reason, sessions = self.sessions.len(), "staged shutdown: draining");
         self.phase = Phase::Draining;
         self.runtime.shutting_down.store(true, Ordering::Release);
+        tracing::info!(reason, sessions = self.sessions.len(), "staged shutdown: draining");
         let deadline = Instant::now() + Duration::from_secs(self.settings.shutdown_deadline_secs);
         let pause = self.server.as_ref().map(|s| (s.pause)());
         for r in self.sessions.values() {
