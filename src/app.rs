@@ -87,6 +87,7 @@ fn store_options(cfg: &Config, migrate: bool) -> StoreOptions {
         max_connections: cfg.storage.max_connections,
         migrate,
         writer_nice: if crate::wiring::write_behind_enabled(cfg) { cfg.storage.writer_nice.min(19) as i32 } else { 0 },
+        sqlite_cache_mib: cfg.storage.sqlite_cache_mib,
         acquire_timeout_ms: cfg.storage.acquire_timeout_ms,
         probe_timeout_ms: cfg.storage.probe_timeout_ms,
         ..StoreOptions::default()

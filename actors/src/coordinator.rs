@@ -377,9 +377,9 @@ impl SystemCoordinator {
         if self.phase != Phase::Running {
             return;
         }
-        tracing::info!(reason, sessions = self.sessions.len(), "staged shutdown: draining");
         self.phase = Phase::Draining;
         self.runtime.shutting_down.store(true, Ordering::Release);
+        tracing::info!(reason, sessions = self.sessions.len(), "staged shutdown: draining");
         let deadline = Instant::now() + Duration::from_secs(self.settings.shutdown_deadline_secs);
         let pause = self.server.as_ref().map(|s| (s.pause)());
         for r in self.sessions.values() {
@@ -469,13 +469,19 @@ impl Actor for SystemCoordinator {
         if self.listen_signals {
             listen_for_signals(ctx);
         }
-        // Store upkeep (SQLite WAL checkpoints) on a timer, off every request path.
+        // Store upkeep (SQLite WAL checkpoints, tool-call log retention) on a timer, off
+        // every request path.
         ctx.run_interval(Duration::from_secs(2), |act, ctx| {
             if act.maintaining || act.phase != Phase::Running {
                 return;
             }
             act.maintaining = true;
             let store = Arc::clone(&act.store);
+            let metrics = act.metrics.clone();
+            let retention = crate::toollog::Retention {
+                max_age: act.settings.toollog_retention,
+                max_rows: act.settings.toollog_max_rows,
+            };
             ctx.spawn(
                 async move {
                     if let Err(e) = store.maintain().await {
@@ -488,6 +494,11 @@ impl Actor for SystemCoordinator {
                             Ok(n) => tracing::debug!(tasks = n, "expired tasks removed"),
                             Err(e) => tracing::warn!(error = %e, "removing expired tasks failed"),
                         }
+                    }
+                    match crate::toollog::prune(&*store, retention, now_ms(), &metrics).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(rows = n, "tool-call log pruned"),
+                        Err(e) => tracing::warn!(error = %e, "tool-call log retention failed"),
                     }
                 }
                 .into_actor(act)

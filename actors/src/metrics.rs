@@ -55,6 +55,8 @@ pub struct Metrics {
     pub toollog_written: IntCounter,
     /// Tool-call log rows dropped (queue full or write failed).
     pub toollog_dropped: IntCounterVec,
+    /// Tool-call log rows deleted by retention.
+    pub toollog_pruned: IntCounter,
     /// Journaled conversation turns not yet applied to the store.
     pub conversation_journal_pending: IntGauge,
     /// Conversation turns by how they reached the store: applied (write-behind), retried (a
@@ -353,6 +355,10 @@ impl Metrics {
             )?,
             inflight: reg(&r, IntGauge::new("inflight_calls", "Tool calls in flight")?)?,
             toollog_written: reg(&r, IntCounter::new("toollog_rows_written_total", "Tool-call log rows written")?)?,
+            toollog_pruned: reg(
+                &r,
+                IntCounter::new("toollog_rows_pruned_total", "Tool-call log rows deleted by retention")?,
+            )?,
             toollog_dropped: reg(
                 &r,
                 IntCounterVec::new(Opts::new("toollog_rows_dropped_total", "Tool-call log rows dropped"), &["reason"])?,

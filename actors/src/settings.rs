@@ -54,6 +54,10 @@ pub struct CoreSettings {
     pub toollog_flush_ms: u64,
     /// Tool-call log: most rows per database write.
     pub toollog_batch: usize,
+    /// Tool-call log retention: rows older than this are pruned (`None`: no age limit).
+    pub toollog_retention: Option<std::time::Duration>,
+    /// Tool-call log retention: at most this many rows are kept (`None`: no limit).
+    pub toollog_max_rows: Option<u64>,
     /// Staged shutdown: how long in-flight calls may take to finish, seconds.
     pub shutdown_deadline_secs: u64,
     /// Supervisor: first restart delay, milliseconds (doubles per recent restart).
@@ -111,6 +115,8 @@ impl Default for CoreSettings {
             toollog_queue: 65536,
             toollog_flush_ms: 200,
             toollog_batch: 1000,
+            toollog_retention: Some(std::time::Duration::from_secs(14 * 86_400)),
+            toollog_max_rows: Some(1_000_000),
             shutdown_deadline_secs: 30,
             restart_backoff_ms: 100,
             restart_backoff_max_ms: 10_000,

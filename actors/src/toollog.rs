@@ -12,6 +12,12 @@
 //!   transaction through the `Store` port; a failed write drops that batch and counts it.
 //! - it ends when the coordinator stops it at shutdown (after a final drain) or by a panic,
 //!   after which the coordinator recreates it; the queue outlives it, so nothing queued is lost.
+//!
+//! Retention ([`prune`]): the coordinator's maintenance tick (every 2 s) deletes rows older
+//! than `storage.toollog_retention_days` and the oldest beyond `storage.toollog_max_rows`, in
+//! batches of [`PRUNE_BATCH`] rows, at most [`PRUNE_MAX_BATCHES`] per tick (so one tick's
+//! writes stay short, and a backlog — a lowered limit, a first start on a big table — is
+//! worked off over several ticks), counted in `exai_toollog_rows_pruned_total`.
 
 use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
@@ -21,6 +27,41 @@ use actix::prelude::*;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Rows deleted per retention statement.
+pub const PRUNE_BATCH: u32 = 2_000;
+/// Most retention batches per maintenance tick (with [`PRUNE_BATCH`]: 64,000 rows per 2 s
+/// tick, far above the rate calls add rows).
+pub const PRUNE_MAX_BATCHES: u32 = 32;
+
+/// Retention limits of the tool-call log (`None`: no such limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Rows older than this are deleted.
+    pub max_age: Option<Duration>,
+    /// At most this many rows are kept.
+    pub max_rows: Option<u64>,
+}
+
+/// One retention pass: delete what is due in bounded batches; returns rows deleted.
+pub async fn prune(store: &dyn Store, limits: Retention, now_ms: i64, metrics: &Metrics) -> Result<u64, StoreError> {
+    if limits.max_age.is_none() && limits.max_rows.is_none() {
+        return Ok(0);
+    }
+    let before = limits.max_age.map(|a| now_ms.saturating_sub(i64::try_from(a.as_millis()).unwrap_or(i64::MAX)));
+    let mut total = 0;
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = store.prune_tool_calls(before, limits.max_rows, PRUNE_BATCH).await?;
+        total += n;
+        metrics.toollog_pruned.inc_by(n);
+        if n < u64::from(PRUNE_BATCH) {
+            break;
+        }
+        // Let the writes waiting for the store's writer in between.
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
 
 /// Producer side of the tool-call log.
 #[derive(Clone)]

@@ -100,6 +100,9 @@ impl Config {
             toollog_queue: self.storage.toollog_queue,
             toollog_flush_ms: self.storage.toollog_flush_ms,
             toollog_batch: self.storage.toollog_batch,
+            toollog_retention: (self.storage.toollog_retention_days > 0)
+                .then(|| std::time::Duration::from_secs(self.storage.toollog_retention_days.saturating_mul(86_400))),
+            toollog_max_rows: (self.storage.toollog_max_rows > 0).then_some(self.storage.toollog_max_rows),
             shutdown_deadline_secs: self.timeouts.shutdown_deadline_secs,
             restart_backoff_ms: self.supervisor.restart_backoff_ms,
             restart_backoff_max_ms: self.supervisor.restart_backoff_max_ms,

@@ -319,6 +319,12 @@ pub struct StorageConfig {
     /// PostgreSQL: how long a reachability probe (readiness ping, reconnect attempt) waits,
     /// milliseconds.
     pub probe_timeout_ms: u64,
+    /// Tool-call log rows older than this many days are pruned (0 = no age limit).
+    pub toollog_retention_days: u64,
+    /// At most this many tool-call log rows are kept, the oldest pruned first (0 = no limit).
+    pub toollog_max_rows: u64,
+    /// SQLite: page cache of the writer connection, MiB.
+    pub sqlite_cache_mib: u32,
 }
 
 impl Default for StorageConfig {
@@ -333,6 +339,9 @@ impl Default for StorageConfig {
             writer_nice: 10,
             acquire_timeout_ms: 2_000,
             probe_timeout_ms: 500,
+            toollog_retention_days: 14,
+            toollog_max_rows: 1_000_000,
+            sqlite_cache_mib: 8,
         }
     }
 }

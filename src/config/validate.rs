@@ -284,7 +284,9 @@ impl Checker<'_> {
         self.at_least_one("storage.toollog_batch", s.toollog_batch as u64)?;
         self.range("storage.writer_nice", u64::from(s.writer_nice), 0, 19)?;
         self.range("storage.acquire_timeout_ms", s.acquire_timeout_ms, 1, 600_000)?;
-        self.range("storage.probe_timeout_ms", s.probe_timeout_ms, 1, 60_000)
+        self.range("storage.probe_timeout_ms", s.probe_timeout_ms, 1, 60_000)?;
+        self.range("storage.toollog_retention_days", s.toollog_retention_days, 0, 36_500)?;
+        self.range("storage.sqlite_cache_mib", u64::from(s.sqlite_cache_mib), 1, 65_536)
     }
 
     fn monitoring(&self) -> Result<(), ConfigError> {

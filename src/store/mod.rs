@@ -40,6 +40,8 @@ pub struct StoreOptions {
     /// SQLite: how long a statement waits for a lock before failing with "database is
     /// locked".
     pub busy_timeout_ms: u64,
+    /// SQLite: page cache of the writer connection, MiB.
+    pub sqlite_cache_mib: u32,
     /// Both backends: the longest wait for a pooled connection.
     pub acquire_timeout_ms: u64,
     /// PostgreSQL: how long a reachability probe (a readiness ping, a direct connection
@@ -57,6 +59,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             migrate: true,
             busy_timeout_ms: 5_000,
+            sqlite_cache_mib: 8,
             acquire_timeout_ms: 2_000,
             probe_timeout_ms: 500,
             writer_nice: 0,

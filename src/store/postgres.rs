@@ -250,6 +250,26 @@ impl Store for PgStore {
         found.iter().map(rows::tool_call).collect()
     }
 
+    async fn prune_tool_calls(
+        &self,
+        before_ms: Option<i64>,
+        keep_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        if let Some(before) = before_ms {
+            let q = sqlx::query(rows::PRUNE_TOOL_CALLS_BY_AGE).bind(before).bind(i64::from(batch));
+            deleted += q.execute(&self.pool).await.map_err(map_sqlx)?.rows_affected();
+        }
+        if let (Some(keep), true) = (keep_rows, deleted < u64::from(batch)) {
+            let left = i64::from(batch) - deleted as i64;
+            let q =
+                sqlx::query(rows::PRUNE_TOOL_CALLS_BY_COUNT).bind(i64::try_from(keep).unwrap_or(i64::MAX)).bind(left);
+            deleted += q.execute(&self.pool).await.map_err(map_sqlx)?.rows_affected();
+        }
+        Ok(deleted)
+    }
+
     async fn upsert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, protocol, client_name, client_version, created_at, \

@@ -20,6 +20,17 @@ pub(crate) fn effective_limit(limit: u32) -> i64 {
     i64::from(if limit == 0 { MAX_ROWS } else { limit.min(MAX_ROWS) })
 }
 
+/// Retention by age: the oldest rows started before `$1`, at most `$2` of them (through the
+/// `started_at` index). The same text serves both backends.
+pub(crate) const PRUNE_TOOL_CALLS_BY_AGE: &str = "DELETE FROM tool_calls WHERE id IN \
+     (SELECT id FROM tool_calls WHERE started_at < $1 ORDER BY started_at LIMIT $2)";
+
+/// Retention by count: the oldest rows beyond the newest `$1` ids, at most `$2` of them. Ids
+/// only grow and only the oldest rows are deleted, so at most `$1` rows remain (a little
+/// fewer where an insert left a gap); no `COUNT(*)` over the table.
+pub(crate) const PRUNE_TOOL_CALLS_BY_COUNT: &str = "DELETE FROM tool_calls WHERE id IN \
+     (SELECT id FROM tool_calls WHERE id <= (SELECT MAX(id) FROM tool_calls) - $1 ORDER BY id LIMIT $2)";
+
 /// Versions of the up-migrations a migrator embeds, ascending.
 pub(crate) fn known_versions(migrator: &Migrator) -> Vec<i64> {
     let mut v: Vec<i64> =

@@ -38,11 +38,13 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Page cache of the writer connection (negative: KiB; SQLite's default is 2 MiB). Every
-/// turn inserts into several indexes keyed by random ids, so the pages a batch touches are
-/// spread over the whole index: with the default cache most of them are read back from the
-/// OS with `pread` on every batch. The cache fills only as pages are used.
-const WRITER_CACHE_KIB: &str = "-65536";
+/// `cache_size` of the writer connection for `storage.sqlite_cache_mib` (negative: KiB;
+/// SQLite's default is 2 MiB). A batch's pages are mostly at the ends of the indexes (ids are
+/// time-ordered), so a few MiB keep them; the cache fills only as pages are used and counts
+/// fully in the process's RSS (a fixed 64 MiB put the plateau under load at 124 MB).
+fn writer_cache_size(mib: u32) -> String {
+    format!("-{}", u64::from(mib.max(1)) * 1024)
+}
 
 const TOOL_CALL_COLUMNS: &str = "SELECT id, started_at, session_id, request_id, tool, protocol, \
      outcome, error_code, total_ms, global_wait_ms, provider_wait_ms, processing_ms, provider, \
@@ -116,7 +118,7 @@ impl SqliteStore {
             store.run_migrations().await?;
         }
         if !memory {
-            let wopts = connect_opts.clone().pragma("cache_size", WRITER_CACHE_KIB);
+            let wopts = connect_opts.clone().pragma("cache_size", writer_cache_size(opts.sqlite_cache_mib));
             let conn = open_writer(&wopts, opts.writer_nice).await.map_err(|e| connect_failed(&redact_url(url), e))?;
             store.writer = Some(Arc::new(tokio::sync::Mutex::new(Some(conn))));
             store.writer_opts = Some((wopts, opts.writer_nice));
@@ -175,6 +177,13 @@ async fn open_writer(opts: &SqliteConnectOptions, nice: i32) -> Result<SqliteCon
         }
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+#[test]
+fn writer_cache_size_is_negative_kib() {
+    assert_eq!(writer_cache_size(8), "-8192");
+    assert_eq!(writer_cache_size(0), "-1024", "at least 1 MiB");
 }
 
 fn is_memory(url: &str) -> bool {
@@ -304,6 +313,27 @@ impl Store for SqliteStore {
         qb.push(" ORDER BY started_at DESC, id DESC LIMIT ").push_bind(effective_limit(q.limit));
         let found = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;
         found.iter().map(rows::tool_call).collect()
+    }
+
+    async fn prune_tool_calls(
+        &self,
+        before_ms: Option<i64>,
+        keep_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.writer().await?;
+        let mut deleted = 0;
+        if let Some(before) = before_ms {
+            let q = sqlx::query(rows::PRUNE_TOOL_CALLS_BY_AGE).bind(before).bind(i64::from(batch));
+            deleted += q.execute(&mut *conn).await.map_err(map_sqlx)?.rows_affected();
+        }
+        if let (Some(keep), true) = (keep_rows, deleted < u64::from(batch)) {
+            let left = i64::from(batch) - deleted as i64;
+            let q =
+                sqlx::query(rows::PRUNE_TOOL_CALLS_BY_COUNT).bind(i64::try_from(keep).unwrap_or(i64::MAX)).bind(left);
+            deleted += q.execute(&mut *conn).await.map_err(map_sqlx)?.rows_affected();
+        }
+        Ok(deleted)
     }
 
     async fn upsert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {

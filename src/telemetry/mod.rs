@@ -9,7 +9,12 @@
 //! blocking the logging thread). Calls run inside a `call` span carrying `session`,
 //! `request`, `tool` and `protocol`, so every line logged during a call names them: the
 //! human format prints the span before the message, the JSON format adds `span`/`spans`.
+//!
+//! Client-caused errors of the HTTP stack (a malformed request and the like) are logged as
+//! warnings by [`client::ClientErrorLayer`], never at ERROR, so the error watcher ignores
+//! them.
 
+mod client;
 mod errors;
 mod ring;
 
@@ -44,6 +49,8 @@ pub fn init(
 ) -> Result<Arc<ActivityRing>, TelemetryError> {
     let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError::BadFilter(level.to_string(), e.to_string()))?;
     let ring = Arc::new(ActivityRing::new(ring_capacity));
+    let print_warn = filter.max_level_hint().is_none_or(|l| l >= tracing::level_filters::LevelFilter::WARN);
+    let client = client::ClientErrorLayer { ring: Arc::clone(&ring), json: format == "json", print: print_warn };
     let fmt_layer = if format == "json" {
         fmt::layer().json().with_writer(std::io::stderr).with_current_span(true).boxed()
     } else {
@@ -53,11 +60,13 @@ pub fn init(
             .with_target(true)
             .boxed()
     };
+    let not_client = || tracing_subscriber::filter::filter_fn(|m| !client::client_caused(m));
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt_layer)
-        .with(ring::RingLayer(Arc::clone(&ring)))
-        .with(errors.map(ErrorLayer))
+        .with(fmt_layer.with_filter(not_client()))
+        .with(ring::RingLayer(Arc::clone(&ring)).with_filter(not_client()))
+        .with(errors.map(ErrorLayer).with_filter(not_client()))
+        .with(client)
         .try_init()
         .map_err(|_| TelemetryError::AlreadySet)?;
     Ok(ring)

@@ -53,9 +53,17 @@ async fn sighup_drains_like_sigterm() {
     server.signal("HUP");
     assert!(server.wait_for_stderr("staged shutdown: draining", T), "{}", server.stderr_text());
     // Draining: a new call is refused while the first one finishes.
-    c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"version"}})).await;
-    let (refused, _) = c.recv_response(&json!(2), T).await;
-    assert_eq!(refused["result"]["structuredContent"]["error"]["code"], "SERVICE_UNAVAILABLE", "{refused}");
+    let mut refused = Value::Null;
+    for id in 2..40 {
+        c.send_json(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"version"}})).await;
+        let (r, _) = c.recv_response(&json!(id), T).await;
+        if r["result"]["structuredContent"]["error"]["code"] == "SERVICE_UNAVAILABLE" {
+            refused = r;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused.is_object(), "new calls are refused while draining");
     let (r, _) = c.recv_response(&json!(1), T).await;
     assert_eq!(r["result"]["isError"], false, "{r}");
     assert_eq!(r["result"]["content"][0]["text"], "finished");

@@ -230,6 +230,64 @@ async fn tool_call_batch_and_filters() {
     .await;
 }
 
+/// `request_id`s of every stored tool call, oldest first.
+async fn stored_requests(s: &dyn Store) -> Vec<String> {
+    let all = s.recent_tool_calls(&ToolCallQuery { limit: 0, ..ToolCallQuery::default() }).await.unwrap();
+    all.into_iter().rev().map(|r| r.request_id).collect()
+}
+
+fn requests(range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|i| format!("req-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_retention_by_age_and_by_count_in_bounded_batches() {
+    on_each_backend(|url| async move {
+        let s = open(&url).await;
+        let t0 = 1_700_000_000_000;
+        // Nothing stored, nothing due.
+        assert_eq!(s.prune_tool_calls(Some(t0 + 10), Some(5), 100).await.unwrap(), 0);
+        let rows: Vec<ToolCallRecord> = (0..100).map(tool_call).collect();
+        s.record_tool_calls(&rows).await.unwrap();
+
+        // By age: rows started before t0 + 30 (req-0..req-29), never more than the batch.
+        assert_eq!(s.prune_tool_calls(Some(t0 + 30), None, 8).await.unwrap(), 8);
+        assert_eq!(stored_requests(&*s).await, requests(8..100), "the oldest go first");
+        assert_eq!(s.prune_tool_calls(Some(t0 + 30), None, 100).await.unwrap(), 22);
+        assert_eq!(s.prune_tool_calls(Some(t0 + 30), None, 100).await.unwrap(), 0, "nothing more is due");
+        assert_eq!(stored_requests(&*s).await, requests(30..100));
+
+        // By count: keep the newest 50.
+        assert_eq!(s.prune_tool_calls(None, Some(50), 100).await.unwrap(), 20);
+        assert_eq!(stored_requests(&*s).await, requests(50..100));
+        assert_eq!(s.prune_tool_calls(None, Some(50), 100).await.unwrap(), 0);
+
+        // Both limits in one call share the batch: age takes req-50..54, count the next 5.
+        assert_eq!(s.prune_tool_calls(Some(t0 + 55), Some(20), 10).await.unwrap(), 10);
+        assert_eq!(stored_requests(&*s).await, requests(60..100));
+
+        // The core's pass loops batches until nothing is due and counts what it deleted.
+        let metrics = exai_actors::metrics::Metrics::new().unwrap();
+        let limits = exai_actors::toollog::Retention { max_age: None, max_rows: Some(7) };
+        let pruned = exai_actors::toollog::prune(&*s, limits, t0, &metrics).await.unwrap();
+        assert_eq!(pruned, 33);
+        assert_eq!(metrics.toollog_pruned.get(), 33);
+        assert_eq!(stored_requests(&*s).await, requests(93..100));
+        // Age measured from `now`: with now = t0 + 96 + 1 day, a one-day limit leaves req-96..99.
+        let limits = exai_actors::toollog::Retention { max_age: Some(Duration::from_secs(86_400)), max_rows: None };
+        let pruned = exai_actors::toollog::prune(&*s, limits, t0 + 96 + 86_400_000, &metrics).await.unwrap();
+        assert_eq!(pruned, 3);
+        assert_eq!(stored_requests(&*s).await, requests(96..100));
+        // New rows after pruning keep their ids growing: the count limit still holds.
+        let more: Vec<ToolCallRecord> = (100..110).map(tool_call).collect();
+        s.record_tool_calls(&more).await.unwrap();
+        assert_eq!(s.prune_tool_calls(None, Some(5), 100).await.unwrap(), 9);
+        assert_eq!(stored_requests(&*s).await, requests(105..110));
+        s.close().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_upsert_get_close() {
     on_each_backend(|url| async move {

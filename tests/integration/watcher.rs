@@ -103,6 +103,44 @@ async fn forced_error_appears_once_counts_repeats_resolves_and_reopens() {
     assert!(metrics.contains("exai_error_events_dropped_total 0"), "{metrics}");
 }
 
+/// Writes `raw` on a fresh connection and returns the status line of the answer.
+fn raw_request(port: u16, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+}
+
+#[actix_rt::test]
+async fn malformed_http_requests_are_warnings_not_error_records() {
+    let server = ServerProcess::start(
+        ServerOptions::new().set("debug.fault_injection", "true").env("EXAI_SERVER__ADMIN_TOKEN", ADMIN),
+    );
+    let bad: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{bad}",
+    ];
+    for raw in bad {
+        let status = raw_request(server.port(), raw);
+        assert!(status.contains(" 400 "), "{status}");
+    }
+    assert!(server.wait_for_stderr("WARN actix_http::h1", Duration::from_secs(5)), "{}", server.stderr_text());
+    // The watcher would have stored them by now (it stores the forced error below within this
+    // time); nothing client-caused is an error record, and nothing was logged at ERROR.
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    assert!(open_errors(&server, ADMIN).await.is_empty(), "{}", server.stderr_text());
+    assert!(!server.stderr_text().contains(" ERROR "), "{}", server.stderr_text());
+    // The watcher itself works in this set-up: a real ERROR becomes one record.
+    assert_eq!(force_error(&server, "real failure after malformed requests", Some(ADMIN)).await.status, 202);
+    let errors = wait_errors(&server, ADMIN, |e| !e.is_empty()).await;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
 #[actix_rt::test]
 async fn every_log_line_of_a_call_names_session_and_request() {
     for format in ["human", "json"] {
