@@ -6,6 +6,7 @@
 mod chat;
 mod faults;
 mod files;
+mod sim;
 mod vendors;
 
 use exai::providers::{transport_factory, TransportConfig, VendorKind};

@@ -10,6 +10,7 @@ pub mod http;
 pub mod mock;
 pub mod proxy;
 pub mod server;
+pub mod sim;
 pub mod tools;
 pub mod ws;
 
