@@ -48,6 +48,15 @@ pub fn providers(
 ) -> Arc<ProviderSet> {
     let limits = cfg.provider_limits();
     let mut entries = Vec::new();
+    for p in cfg.provider_configs() {
+        if let Some(key) = &p.api_key {
+            // Masked wherever vendor text is relayed or logged.
+            exai_actors::redact::register(key.expose());
+        }
+    }
+    if let Some(token) = &cfg.server.auth_token {
+        exai_actors::redact::register(token.expose());
+    }
     for p in cfg.provider_configs().into_iter().filter(|p| p.enabled) {
         let breaker = BreakerHandle::new(&p.name, p.breaker, metrics);
         board.register(breaker.clone());
@@ -87,15 +96,18 @@ pub fn providers(
             configured: p.api_key.is_some(),
         });
     }
-    Arc::new(ProviderSet::new(
-        entries,
-        limits.global_max_inflight,
-        limits.queue_wait,
-        retry_after_secs,
-        cfg.routing.clone(),
-        catalog,
-        metrics.clone(),
-    ))
+    Arc::new(
+        ProviderSet::new(
+            entries,
+            limits.global_max_inflight,
+            limits.queue_wait,
+            retry_after_secs,
+            cfg.routing.clone(),
+            catalog,
+            metrics.clone(),
+        )
+        .with_keepalive(Duration::from_secs(cfg.timeouts.progress_interval_secs)),
+    )
 }
 
 /// Whether turns are stored write-behind (`conversations.write_behind`; `auto` means a SQLite

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod ports;
 pub mod protocol;
 pub mod provider;
+pub mod redact;
 pub mod result_cache;
 pub mod session;
 pub mod settings;

@@ -158,14 +158,17 @@ impl Checker<'_> {
             ));
         }
         self.at_least_one(&key("connect_timeout_secs"), v.connect_timeout_secs)?;
-        self.at_least_one(&key("request_timeout_secs"), v.request_timeout_secs)?;
-        self.at_least_one(&key("stream_timeout_secs"), v.stream_timeout_secs)?;
-        if v.first_token_timeout_secs == 0 || v.first_token_timeout_secs > v.stream_timeout_secs {
-            return Err(self.fail(
-                &key("first_token_timeout_secs"),
-                Some(v.first_token_timeout_secs.to_string()),
-                format!("an integer 1..={} (at most stream_timeout_secs)", v.stream_timeout_secs),
-            ));
+        self.at_least_one(&key("total_timeout_secs"), v.total_timeout_secs)?;
+        for (name, value) in
+            [("first_byte_timeout_secs", v.first_byte_timeout_secs), ("idle_timeout_secs", v.idle_timeout_secs)]
+        {
+            if value == 0 || value > v.total_timeout_secs {
+                return Err(self.fail(
+                    &key(name),
+                    Some(value.to_string()),
+                    format!("an integer 1..={} (at most total_timeout_secs)", v.total_timeout_secs),
+                ));
+            }
         }
         self.names(&key("fallback"), v.fallback, "model names, not empty, without spaces")?;
         if let Some(unknown) = v.fallback.iter().find(|m| !models.contains_key(m.as_str())) {

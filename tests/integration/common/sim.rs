@@ -100,7 +100,8 @@ impl Reply {
     /// A stream of `chunks` pieces over `secs` (real world), the first one at once.
     pub fn stream_for(secs: f64, chunks: usize) -> Reply {
         let gap = Duration::from_secs_f64(secs / chunks.max(1) as f64);
-        let text = (0..chunks).map(|i| format!("w{i} ")).collect::<String>();
+        // Equal-width words, so the text splits into exactly `chunks` pieces.
+        let text = (0..chunks).map(|i| format!("w{i:04} ")).collect::<String>();
         Reply::Answer(Answer { text, chunks, gap, ..Answer::default() })
     }
 

@@ -68,8 +68,10 @@ async fn sim_errors_carry_vendor_bodies_and_scaled_retry_after() {
     }
     sim.push(Reply::zai(429, "1113", "Insufficient balance or no resource package. Please recharge."), 1);
     let err = run_chat(&*t, &user("x", false), &generous()).await.result.unwrap_err();
+    // Z.ai's business code decides before the status: an account error, the message kept.
     assert!(
-        matches!(&err, ProviderError::RateLimited { message, .. } if message.contains("Insufficient balance")),
+        matches!(&err, ProviderError::Account { status: 429, code, message }
+            if code == "1113" && message.contains("Insufficient balance")),
         "{err:?}"
     );
     sim.push(Reply::Cut { chunks: 2, gap: Duration::from_millis(500) }, 1);
@@ -91,4 +93,31 @@ async fn sim_journal_counts_requests_in_flight() {
     assert_eq!(sim.max_inflight(), 3);
     assert_eq!(sim.inflight(), 0);
     assert_eq!(sim.chats().iter().map(|r| r.inflight).max(), Some(3));
+}
+
+#[actix_rt::test]
+async fn a_flowing_stream_outlasts_its_idle_limit_many_times_and_stops_only_at_the_total() {
+    let sim = Sim::start(0.01);
+    let t = sim_transport(&sim, VendorKind::OpenAiCompatible);
+    // 40 s of stream in 1 s pieces (0.4 s, 10 ms apart) against an idle limit of 0.2 s.
+    sim.push(Reply::stream_for(40.0, 40), 1);
+    let limits = super::timeouts(Duration::from_millis(300), Duration::from_millis(200), Duration::from_secs(5));
+    let run = run_chat(&*t, &user("flow", true), &limits).await;
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    assert_eq!(run.events.len(), 40);
+    assert!(run.elapsed > Duration::from_millis(350), "{:?}", run.elapsed);
+    // The same stream against a total of 0.2 s is cut in the total phase, chunks delivered.
+    sim.push(Reply::stream_for(40.0, 40), 1);
+    let limits = super::timeouts(Duration::from_millis(150), Duration::from_millis(150), Duration::from_millis(200));
+    let run = run_chat(&*t, &user("flow", true), &limits).await;
+    assert_eq!(run.result.unwrap_err(), ProviderError::Timeout { phase: "total", limit: Duration::from_millis(200) });
+    assert!(!run.events.is_empty());
+    // A thinking silence of 30 s (0.3 s) before the first chunk: first_byte decides.
+    sim.push(Reply::Answer(Answer { first_after: Duration::from_secs(30), ..Answer::default() }), 1);
+    let limits = super::timeouts(Duration::from_millis(100), Duration::from_secs(5), Duration::from_secs(5));
+    let run = run_chat(&*t, &user("think", true), &limits).await;
+    assert_eq!(
+        run.result.unwrap_err(),
+        ProviderError::Timeout { phase: "first_byte", limit: Duration::from_millis(100) }
+    );
 }

@@ -1,0 +1,217 @@
+//! Real-vendor behaviour through the provider simulator ([`crate::common::sim`]): long
+//! thinking silences and long streams within the phase timeouts (one test on the real
+//! defaults, in real time), each phase named in TIMEOUT, keep-alive progress while a provider
+//! is silent, `Retry-After` beyond the budget, fallback after a failed candidate, the vendors'
+//! account errors, and secrets masked in what is relayed and logged.
+
+use super::*;
+use crate::common::sim::{Answer, Reply, Sim};
+use std::time::Instant;
+
+/// Both vendors on one simulator (scaled by `scale`), keys set, fast retries.
+fn sim_options(sim: &Sim) -> ServerOptions {
+    ServerOptions::new()
+        .set("providers.kimi.base_url", &sim.base_url())
+        .set("providers.glm.base_url", &sim.base_url())
+        .set("retry.rate_limit_base_ms", "50")
+        .set("retry.server_base_ms", "50")
+        .set("retry.timeout_base_ms", "50")
+        .set("retry.timeout_max_ms", "50")
+        .set("retry.network_base_ms", "50")
+        .env("KIMI_API_KEY", KIMI_KEY)
+        .env("GLM_API_KEY", GLM_KEY)
+}
+
+async fn call_wait(
+    c: &mut WsClient,
+    id: i64,
+    tool: &str,
+    args: Value,
+    progress: bool,
+    wait: Duration,
+) -> (Value, Vec<Value>) {
+    let mut params = json!({"name": tool, "arguments": args});
+    if progress {
+        params["_meta"] = json!({"progressToken": id});
+    }
+    c.send_json(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params})).await;
+    let (r, notes) = c.recv_response(&json!(id), wait).await;
+    (r["result"].clone(), notes)
+}
+
+/// On the shipped defaults, in real time: a thinking model answering a plain call after 40 s,
+/// and a 40 s stream, both on one connection at once, both succeed (the old `chat` ended both
+/// in TIMEOUT at 30 s). The streamed one sees its chunks and keep-alive progress.
+#[actix_rt::test]
+async fn chat_answering_after_40s_and_streaming_for_40s_succeed_on_default_timeouts() {
+    let sim = Sim::start(1.0);
+    sim.push(Reply::after_secs(40.0), 1);
+    sim.set_default(Reply::stream_for(40.0, 20));
+    let server = ServerProcess::start(sim_options(&sim));
+    let mut slow = mcp(&server).await;
+    let mut streamed = mcp(&server).await;
+    let t0 = Instant::now();
+    let wait = Duration::from_secs(90);
+    let (a, b) = futures_util::join!(
+        call_wait(&mut slow, 1, "chat", json!({"prompt": "think hard", "model": "glm-4.5"}), false, wait),
+        async {
+            actix_rt::time::sleep(Duration::from_millis(300)).await;
+            call_wait(
+                &mut streamed,
+                2,
+                "chat",
+                json!({"prompt": "stream long", "model": "kimi-k2-0905-preview"}),
+                true,
+                wait,
+            )
+            .await
+        }
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(40), "{:?}", t0.elapsed());
+    assert_eq!(ok(&a.0)["content"], "simulated answer");
+    let s = ok(&b.0);
+    assert_eq!(s["content"].as_str().unwrap().split_whitespace().count(), 20, "{s}");
+    let chunks: Vec<&str> =
+        b.1.iter().filter_map(|n| n["params"]["message"].as_str()).filter(|m| m.starts_with('w')).collect();
+    assert_eq!(chunks.len(), 20, "every chunk reached the client as progress: {:?}", b.1);
+    assert_eq!(chunks.concat(), s["content"].as_str().unwrap());
+}
+
+#[actix_rt::test]
+async fn each_phase_is_named_in_the_timeout_error_and_the_tool_timeout_does_not_cut_provider_calls() {
+    let sim = Sim::start(0.05);
+    let server = ServerProcess::start(
+        sim_options(&sim)
+            // The old cut: simple tools at 1 s. A 3 s answer must still come through.
+            .set("timeouts.simple_tool_secs", "1")
+            .set("providers.glm.first_byte_timeout_secs", "4")
+            .set("providers.glm.idle_timeout_secs", "1")
+            .set("providers.glm.total_timeout_secs", "6")
+            .set("retry.timeout_attempts", "1"),
+    );
+    let mut c = mcp(&server).await;
+    let glm = |p: &str| json!({"prompt": p, "model": "glm-4.5"});
+    // 60 s of thinking, scaled: 3 s, above the 1 s tool timeout, below the 4 s first byte.
+    sim.push(Reply::after_secs(60.0), 1);
+    let (r, _) = call_wait(&mut c, 1, "chat", glm("slow"), false, T).await;
+    ok(&r);
+    // 100 s of silence (5 s) against 4 s to the first byte.
+    sim.push(Reply::after_secs(100.0), 1);
+    let (r, _) = call_wait(&mut c, 2, "chat", glm("silent"), false, T).await;
+    let e = err(&r);
+    assert_eq!(e["code"], "TIMEOUT", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("phase first_byte (limit 4s)"), "{m}");
+    assert!(m.contains("connect 10s, first_byte 4s, idle 1s, total 6s"), "{m}");
+    assert_eq!(e["provider"], "glm");
+    // A stream with a 40 s pause (2 s) after its first chunk: idle.
+    sim.push(Reply::Answer(Answer { chunks: 3, pause: Some((1, Duration::from_secs(40))), ..Answer::default() }), 1);
+    let (r, _) = call_wait(&mut c, 3, "chat", glm("pause"), true, T).await;
+    assert!(err(&r)["message"].as_str().unwrap().contains("phase idle (limit 1s)"), "{r}");
+    // A flowing 160 s stream (8 s, chunks 0.4 s apart) against a 6 s total.
+    sim.push(Reply::stream_for(160.0, 20), 1);
+    let (r, _) = call_wait(&mut c, 4, "chat", glm("flow"), true, T).await;
+    assert!(err(&r)["message"].as_str().unwrap().contains("phase total (limit 6s)"), "{r}");
+    // The TIMEOUT rows carry the provider.
+    assert_eq!(metric(&server, "exai_tool_calls_total{outcome=\"timeout\",tool=\"chat\"}").await, 3.0);
+}
+
+#[actix_rt::test]
+async fn keep_alive_progress_flows_while_a_thinking_model_is_silent() {
+    let sim = Sim::start(0.1);
+    let server = ServerProcess::start(sim_options(&sim).set("timeouts.progress_interval_secs", "1"));
+    let mut c = mcp(&server).await;
+    // 40 s of silence before the first token (4 s scaled).
+    sim.push(Reply::Answer(Answer { first_after: Duration::from_secs(40), ..Answer::default() }), 1);
+    let (r, notes) = call_wait(&mut c, 7, "chat", json!({"prompt": "think", "model": "glm-4.5"}), true, T).await;
+    ok(&r);
+    let keepalives: Vec<&Value> = notes
+        .iter()
+        .filter(|n| n["params"]["message"].as_str().is_some_and(|m| m.starts_with("waiting for glm (glm-4.5)")))
+        .collect();
+    assert!(keepalives.len() >= 2, "{notes:#?}");
+    let values: Vec<f64> = notes.iter().filter_map(|n| n["params"]["progress"].as_f64()).collect();
+    assert!(values.windows(2).all(|w| w[1] > w[0]), "progress increases: {values:?}");
+}
+
+#[actix_rt::test]
+async fn retry_after_beyond_the_budget_fails_at_once_with_retry_after() {
+    let sim = Sim::start(1.0);
+    let server = ServerProcess::start(
+        sim_options(&sim)
+            .set("providers.glm.first_byte_timeout_secs", "20")
+            .set("providers.glm.idle_timeout_secs", "20")
+            .set("providers.glm.total_timeout_secs", "20"),
+    );
+    let mut c = mcp(&server).await;
+    // 120 s exceeds both the 60 s honoured and the 20 s budget: no wait, no retry.
+    sim.push(Reply::rate_limited(Some(120.0)), 1);
+    let t0 = Instant::now();
+    let (r, _) = call_wait(&mut c, 1, "chat", json!({"prompt": "x", "model": "glm-4.5"}), false, T).await;
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let e = err(&r);
+    assert_eq!(e["code"], "PROVIDER_ERROR");
+    assert_eq!(e["retry_after"], 120);
+    assert!(e["message"].as_str().unwrap().contains("Your account reached its RPM limit"), "{e}");
+    // 15 s is within the 60 s honoured but not within what is left of 20 s after a first wait.
+    sim.push(Reply::rate_limited(Some(0.2)), 1);
+    sim.push(Reply::rate_limited(Some(25.0)), 1);
+    let t0 = Instant::now();
+    let (r, _) = call_wait(&mut c, 2, "chat", json!({"prompt": "y", "model": "glm-4.5"}), false, T).await;
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(err(&r)["retry_after"], 25);
+    assert_eq!(sim.chats().len(), 3, "one request, then one retry after 0.2 s, then the error");
+}
+
+#[actix_rt::test]
+async fn account_errors_keep_the_vendor_message_are_never_retried_and_fall_back() {
+    let sim = Sim::start(1.0);
+    let server = ServerProcess::start(sim_options(&sim).set("providers.glm.fallback", "kimi-k2-0905-preview"));
+    let mut c = mcp(&server).await;
+    let balance = "Insufficient balance or no resource package. Please recharge.";
+    sim.push(Reply::zai(429, "1113", balance), 1);
+    sim.push(Reply::moonshot(429, "exceeded_current_quota_error", "Your account org-1 is suspended"), 1);
+    let (r, _) = call_wait(&mut c, 1, "chat", json!({"prompt": "x", "model": "glm-4.5"}), false, T).await;
+    let e = err(&r);
+    // GLM's 429/1113 went to the fallback at once; Kimi's quota error ends the call.
+    assert_eq!(e["code"], "PROVIDER_ERROR");
+    assert_eq!(e["provider"], "kimi");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("account problem") && m.contains("exceeded_current_quota_error") && m.contains("suspended"),
+        "{m}"
+    );
+    let chats = sim.chats();
+    assert_eq!(chats.len(), 2, "no retry of an account error: {chats:?}");
+    assert_eq!(chats[0].body["model"], "glm-4.5");
+    assert_eq!(chats[1].body["model"], "kimi-k2-0905-preview");
+    assert_eq!(metric(&server, "exai_provider_errors_total{class=\"account\",provider=\"glm\"}").await, 1.0);
+    assert_eq!(metric(&server, "exai_provider_errors_total{class=\"account\",provider=\"kimi\"}").await, 1.0);
+    drop(server);
+    // Without a fallback the Z.ai message reaches the caller as the vendor wrote it.
+    let server = ServerProcess::start(sim_options(&sim));
+    let mut c = mcp(&server).await;
+    sim.push(Reply::zai(429, "1112", "Your account has been locked, please contact customer service"), 1);
+    let (r, _) = call_wait(&mut c, 2, "chat", json!({"prompt": "y", "model": "glm-4.5"}), false, T).await;
+    let m = err(&r)["message"].as_str().unwrap().to_string();
+    assert!(m.contains("code 1112") && m.contains("Your account has been locked, please contact"), "{m}");
+    assert!(!m.contains("rate limited"), "{m}");
+    assert_eq!(sim.chats().len(), 3);
+}
+
+#[actix_rt::test]
+async fn secrets_echoed_by_a_vendor_never_reach_the_client_or_the_log() {
+    let sim = Sim::start(1.0);
+    let mut server = ServerProcess::start(sim_options(&sim).arg("--log-level").arg("debug"));
+    let mut c = mcp(&server).await;
+    let echo = format!("Invalid Authorization: Bearer {GLM_KEY} (key {GLM_KEY} unknown; also Bearer sk-proxy-777)");
+    sim.push(Reply::status(401, json!({"error": {"message": echo}})), 1);
+    let (r, _) = call_wait(&mut c, 1, "chat", json!({"prompt": "x", "model": "glm-4.5"}), false, T).await;
+    let text = r.to_string();
+    assert!(text.contains("Bearer ***") && text.contains("key *** unknown"), "{text}");
+    assert!(!text.contains(GLM_KEY) && !text.contains("sk-proxy-777"), "{text}");
+    assert_eq!(sim.chats()[0].auth.as_deref(), Some(format!("Bearer {GLM_KEY}").as_str()), "the key was sent");
+    let log = server.stop_and_collect_stderr(Duration::from_secs(10));
+    assert!(log.contains("Bearer ***"), "the error was logged");
+    assert!(!log.contains(GLM_KEY) && !log.contains("sk-proxy-777"), "{log}");
+}
