@@ -93,7 +93,7 @@ pub fn providers(
             semaphore: Arc::new(Semaphore::new(p.max_inflight)),
             max_inflight: p.max_inflight,
             fallback: p.fallback.clone(),
-            configured: p.api_key.is_some(),
+            configured: p.usable(),
         });
     }
     Arc::new(

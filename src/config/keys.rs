@@ -209,6 +209,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("providers.kimi.breaker_window_secs", Kind::U64),
     k("providers.kimi.breaker_open_secs", Kind::U64),
     k("providers.kimi.breaker_half_open_probes", Kind::U32),
+    k("providers.kimi.models", Kind::Tables(CUSTOM_MODEL_FIELDS)),
     k("providers.glm.enabled", Kind::Bool),
     k("providers.glm.base_url", Kind::Str),
     k("providers.glm.api_key", Kind::Secret),
@@ -224,6 +225,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     k("providers.glm.breaker_window_secs", Kind::U64),
     k("providers.glm.breaker_open_secs", Kind::U64),
     k("providers.glm.breaker_half_open_probes", Kind::U32),
+    k("providers.glm.models", Kind::Tables(CUSTOM_MODEL_FIELDS)),
     k("providers.custom", Kind::Tables(CUSTOM_PROVIDER_FIELDS)),
     k("files.embed_max_bytes", Kind::U64),
     k("files.gateway_min_bytes", Kind::U64),
@@ -283,6 +285,9 @@ pub(crate) const CUSTOM_MODEL_FIELDS: &[KeySpec] = &[
     k("vision", Kind::Bool),
     k("tools", Kind::Bool),
     k("thinking", Kind::Bool),
+    k("web_search", Kind::Bool),
+    k("input_price", Kind::Float),
+    k("output_price", Kind::Float),
 ];
 
 /// The spec of a dotted key.

@@ -100,6 +100,9 @@ pub struct VendorConfig<V: VendorDefaults> {
     pub breaker_open_secs: u64,
     /// Circuit breaker: probe calls in flight while half-open.
     pub breaker_half_open_probes: u32,
+    /// Models added to the shipped catalogue for this vendor, or overriding one of its models
+    /// by name (`[[providers.kimi.models]]`; config file only).
+    pub models: Vec<CustomModelConfig>,
     #[serde(skip)]
     vendor: PhantomData<V>,
 }
@@ -122,6 +125,7 @@ impl<V: VendorDefaults> Default for VendorConfig<V> {
             breaker_window_secs: 60,
             breaker_open_secs: 30,
             breaker_half_open_probes: 2,
+            models: Vec::new(),
             vendor: PhantomData,
         }
     }
@@ -197,8 +201,9 @@ impl Default for CustomProviderConfig {
     }
 }
 
-/// One `[[providers.custom.models]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[providers.custom.models]]` (or `[[providers.kimi.models]]`, `[[providers.glm.models]]`)
+/// entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CustomModelConfig {
     /// Model name sent to the provider (unique across all providers).
@@ -215,6 +220,12 @@ pub struct CustomModelConfig {
     pub tools: bool,
     /// Returns reasoning/thinking output.
     pub thinking: bool,
+    /// Vendor web search inside chat.
+    pub web_search: bool,
+    /// Input tokens, USD per million (unset: cost not reported).
+    pub input_price: Option<f64>,
+    /// Output tokens, USD per million (unset: cost not reported).
+    pub output_price: Option<f64>,
 }
 
 impl Default for CustomModelConfig {
@@ -227,6 +238,9 @@ impl Default for CustomModelConfig {
             vision: false,
             tools: false,
             thinking: false,
+            web_search: false,
+            input_price: None,
+            output_price: None,
         }
     }
 }

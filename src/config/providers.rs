@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use exai_actors::catalog::{builtin_models, Capabilities, ModelEntry, ProviderInfo};
+use exai_actors::catalog::{builtin_models, merge_models, Capabilities, ModelEntry, ProviderInfo};
 use exai_actors::provider::breaker::BreakerConfig;
 use exai_actors::provider::retry::RetryPolicy;
 use exai_actors::provider::types::RequestTimeouts;
@@ -67,19 +67,25 @@ pub struct ProviderSettings {
     pub retry: RetryPolicy,
     /// Fallback models, in order.
     pub fallback: Vec<String>,
-    /// Models declared in the config for this provider (custom providers only; the built-in
-    /// vendors' models come from [`builtin_models`]).
+    /// Models declared in the config for this provider (for the built-in vendors: additions to
+    /// and overrides of the shipped catalogue, [`builtin_models`]).
     pub models: Vec<ModelEntry>,
 }
 
 impl ProviderSettings {
+    /// Whether calls may go to it: the built-in vendors need a key; a custom provider
+    /// without one (Ollama, vLLM: no `api_key_env`) is called without `Authorization`.
+    pub fn usable(&self) -> bool {
+        self.api_key.is_some() || self.kind == ProviderKind::OpenAiCompatible
+    }
+
     /// The catalogue entry (no secrets).
     pub fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: self.name.clone(),
             kind: self.kind.as_str().into(),
             base_url: self.base_url.clone(),
-            api_key_configured: self.api_key.is_some(),
+            api_key_configured: self.usable(),
             files_api: matches!(self.kind, ProviderKind::Kimi | ProviderKind::Glm),
             web_search_endpoint: self.kind == ProviderKind::Glm,
         }
@@ -141,7 +147,7 @@ fn vendor_view<V: VendorDefaults>(v: &VendorConfig<V>, kind: ProviderKind) -> Pr
         breaker_window_secs: v.breaker_window_secs,
         breaker_open_secs: v.breaker_open_secs,
         breaker_half_open_probes: v.breaker_half_open_probes,
-        models: &[],
+        models: &v.models,
     }
 }
 
@@ -159,8 +165,10 @@ impl ProviderView<'_> {
                     vision: m.vision,
                     tools: m.tools,
                     thinking: m.thinking,
-                    web_search: false,
+                    web_search: m.web_search,
                 },
+                input_price: m.input_price,
+                output_price: m.output_price,
             })
             .collect()
     }
@@ -241,12 +249,10 @@ impl Config {
         }
     }
 
-    /// The model catalogue's entries: the built-in models, then the custom providers' models.
+    /// The model catalogue's entries: the shipped catalogue, with `[[providers.<vendor>.models]]`
+    /// added or overriding a model of the same name, then the custom providers' models.
     pub fn model_entries(&self) -> Vec<ModelEntry> {
-        let mut out = builtin_models();
-        for v in self.provider_views() {
-            out.extend(v.models());
-        }
-        out
+        let configured: Vec<ModelEntry> = self.provider_views().iter().flat_map(ProviderView::models).collect();
+        merge_models(builtin_models(), configured)
     }
 }

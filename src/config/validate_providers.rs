@@ -111,6 +111,15 @@ impl Checker<'_> {
                 let key = format!("{}.models[{j}]", v.key);
                 self.at_least_one(&format!("{key}.context_window"), u64::from(m.context_window))?;
                 self.at_least_one(&format!("{key}.max_output_tokens"), u64::from(m.max_output_tokens))?;
+                for (field, price) in [("input_price", m.input_price), ("output_price", m.output_price)] {
+                    if let Some(p) = price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+                        return Err(self.fail(
+                            &format!("{key}.{field}"),
+                            Some(p.to_string()),
+                            "a price ≥ 0 (USD per million tokens)",
+                        ));
+                    }
+                }
                 let names = std::iter::once((format!("{key}.name"), &m.name))
                     .chain(m.aliases.iter().map(|a| (format!("{key}.aliases"), a)));
                 for (field, name) in names {
@@ -118,6 +127,10 @@ impl Checker<'_> {
                         return Err(self.fail(&field, quoted(name), "a model name, not empty, without spaces"));
                     }
                     if let Some(owner) = owners.insert(name.clone(), v.name.to_owned()) {
+                        // A built-in vendor may override its own catalogue models by name.
+                        if v.kind != ProviderKind::OpenAiCompatible && owner == v.name {
+                            continue;
+                        }
                         return Err(self.fail(
                             &field,
                             quoted(name),

@@ -58,8 +58,9 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Value>>,
     /// OpenAI `tool_choice`.
     pub tool_choice: Option<Value>,
-    /// Ask for extended thinking where the model supports it (GLM `thinking`, Kimi reasoning).
-    pub thinking: bool,
+    /// Extended thinking where the model supports it: `Some(true)` on, `Some(false)` off (GLM
+    /// `thinking: {type: "disabled"}`), `None` the model's default.
+    pub thinking: Option<bool>,
     /// Enable the vendor's web search (Kimi `$web_search` builtin, GLM `web_search` tool).
     pub web_search: bool,
     /// Extra vendor-specific top-level body fields.

@@ -86,11 +86,11 @@ fn vendor_defaults() {
 fn other_section_defaults() {
     let cfg = Config::default();
     assert_eq!(cfg.routing.default_model, "glm-4.5-flash");
-    assert_eq!(cfg.routing.kimi_default_model, "kimi-k2-0905-preview");
-    assert_eq!(cfg.routing.kimi_speed_model, "kimi-k2-turbo-preview");
-    assert_eq!(cfg.routing.kimi_quality_model, "kimi-thinking-preview");
+    assert_eq!(cfg.routing.kimi_default_model, "kimi-k2.6");
+    assert_eq!(cfg.routing.kimi_speed_model, "kimi-k2.7-code-highspeed");
+    assert_eq!(cfg.routing.kimi_quality_model, "kimi-k3");
     assert_eq!(cfg.routing.glm_speed_model, "glm-4.5-flash");
-    assert_eq!(cfg.routing.glm_quality_model, "glm-4.6");
+    assert_eq!(cfg.routing.glm_quality_model, "glm-5.1");
     assert_eq!((cfg.conversations.max_turns, cfg.conversations.ttl_hours), (20, 3));
     assert!(!cfg.conversations.cross_session);
     assert_eq!(cfg.tools.max_provider_calls_per_invocation, 3);
@@ -329,4 +329,26 @@ fn fallback_may_name_custom_models() {
     assert_eq!(cfg.provider_configs()[0].fallback, ["llama3", "glm-4.6"]);
     let file = format!("{CUSTOM}\n[routing]\ndefault_model = \"llama3\"\n");
     assert_eq!(Setup::new().file(&file).ok().routing.default_model, "llama3");
+}
+
+#[test]
+fn vendor_models_in_config_add_to_and_override_the_catalogue() {
+    let cfg = Setup::new()
+        .file(
+            "[[providers.kimi.models]]\nname = \"kimi-k2.8-preview\"\ncontext_window = 524288\n\
+             input_price = 1.5\noutput_price = 6.0\ntools = true\n\n\
+             [[providers.glm.models]]\nname = \"glm-5.1\"\ncontext_window = 250000\ninput_price = 0.7\n",
+        )
+        .ok();
+    let c = exai_actors::catalog::Catalog::new(cfg.model_entries(), vec![]);
+    let added = c.resolve("kimi-k2.8-preview").unwrap();
+    assert_eq!((added.provider.as_str(), added.context_window, added.input_price), ("kimi", 524_288, Some(1.5)));
+    let over = c.resolve("glm-5.1").unwrap();
+    assert_eq!((over.provider.as_str(), over.context_window, over.input_price), ("glm", 250_000, Some(0.7)));
+    assert_eq!(cfg.model_entries().len(), exai_actors::catalog::builtin_models().len() + 1);
+    // A vendor may not take another vendor's model, and prices are not negative.
+    let err = Setup::new().file("[[providers.glm.models]]\nname = \"kimi-k2.6\"\n").err();
+    assert!(err.contains("providers.glm.models[0].name") && err.contains("provider kimi has it"), "{err}");
+    let err = Setup::new().file("[[providers.kimi.models]]\nname = \"k\"\noutput_price = -1.0\n").err();
+    assert!(err.contains("providers.kimi.models[0].output_price"), "{err}");
 }

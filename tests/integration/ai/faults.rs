@@ -5,7 +5,7 @@
 use super::*;
 use crate::common::ws::{WsClient, WsOptions};
 
-const KIMI: &str = "kimi-k2-0905-preview";
+const KIMI: &str = "kimi-k2.6";
 
 #[actix_rt::test]
 async fn each_retry_class_follows_its_policy() {

@@ -56,15 +56,8 @@ async fn chat_answering_after_40s_and_streaming_for_40s_succeed_on_default_timeo
         call_wait(&mut slow, 1, "chat", json!({"prompt": "think hard", "model": "glm-4.5"}), false, wait),
         async {
             actix_rt::time::sleep(Duration::from_millis(300)).await;
-            call_wait(
-                &mut streamed,
-                2,
-                "chat",
-                json!({"prompt": "stream long", "model": "kimi-k2-0905-preview"}),
-                true,
-                wait,
-            )
-            .await
+            call_wait(&mut streamed, 2, "chat", json!({"prompt": "stream long", "model": "kimi-k2.6"}), true, wait)
+                .await
         }
     );
     assert!(t0.elapsed() >= Duration::from_secs(40), "{:?}", t0.elapsed());
@@ -166,7 +159,7 @@ async fn retry_after_beyond_the_budget_fails_at_once_with_retry_after() {
 #[actix_rt::test]
 async fn account_errors_keep_the_vendor_message_are_never_retried_and_fall_back() {
     let sim = Sim::start(1.0);
-    let server = ServerProcess::start(sim_options(&sim).set("providers.glm.fallback", "kimi-k2-0905-preview"));
+    let server = ServerProcess::start(sim_options(&sim).set("providers.glm.fallback", "kimi-k2.6"));
     let mut c = mcp(&server).await;
     let balance = "Insufficient balance or no resource package. Please recharge.";
     sim.push(Reply::zai(429, "1113", balance), 1);
@@ -184,7 +177,7 @@ async fn account_errors_keep_the_vendor_message_are_never_retried_and_fall_back(
     let chats = sim.chats();
     assert_eq!(chats.len(), 2, "no retry of an account error: {chats:?}");
     assert_eq!(chats[0].body["model"], "glm-4.5");
-    assert_eq!(chats[1].body["model"], "kimi-k2-0905-preview");
+    assert_eq!(chats[1].body["model"], "kimi-k2.6");
     assert_eq!(metric(&server, "exai_provider_errors_total{class=\"account\",provider=\"glm\"}").await, 1.0);
     assert_eq!(metric(&server, "exai_provider_errors_total{class=\"account\",provider=\"kimi\"}").await, 1.0);
     drop(server);
@@ -214,4 +207,114 @@ async fn secrets_echoed_by_a_vendor_never_reach_the_client_or_the_log() {
     let log = server.stop_and_collect_stderr(Duration::from_secs(10));
     assert!(log.contains("Bearer ***"), "the error was logged");
     assert!(!log.contains(GLM_KEY) && !log.contains("sk-proxy-777"), "{log}");
+}
+
+/// `kimi-k2.6` is served, a model added only in the config file is accepted and routed to its
+/// vendor, and `listmodels` shows windows and prices (catalogue and config).
+#[actix_rt::test]
+async fn current_and_config_added_models_are_served_and_listed_with_prices_and_windows() {
+    let sim = Sim::start(1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exai.toml");
+    std::fs::write(
+        &file,
+        "[[providers.kimi.models]]\nname = \"kimi-k2.8-preview\"\ncontext_window = 524288\n\
+         max_output_tokens = 65536\ninput_price = 1.25\noutput_price = 5.0\ntools = true\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(sim_options(&sim).arg("--config").arg(file.to_str().unwrap()));
+    let mut c = mcp(&server).await;
+    for (id, model) in [(1, "kimi-k2.6"), (2, "kimi-k2.8-preview"), (3, "glm-5.1")] {
+        let (r, _) = call_wait(&mut c, id, "chat", json!({"prompt": "hi", "model": model}), false, T).await;
+        assert_eq!(ok(&r)["metadata"]["model"], model);
+    }
+    let models: Vec<String> = sim.chats().iter().map(|r| r.body["model"].as_str().unwrap().to_string()).collect();
+    assert_eq!(models, ["kimi-k2.6", "kimi-k2.8-preview", "glm-5.1"]);
+    let list = call(&mut c, 4, "listmodels", json!({})).await;
+    let all: Vec<Value> = ok(&list)["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["models"].as_array().unwrap().clone())
+        .collect();
+    let find = |n: &str| all.iter().find(|m| m["name"] == n).cloned().unwrap_or_else(|| panic!("{n} not listed"));
+    let k = find("kimi-k2.6");
+    assert_eq!(k["context_window"], 262_144);
+    assert_eq!(k["price_per_million_tokens"], json!({"input": 0.6, "output": 2.5, "currency": "USD"}));
+    assert!(k["aliases"].as_array().unwrap().contains(&json!("kimi-k2-0905-preview")), "retired ids alias it");
+    let added = find("kimi-k2.8-preview");
+    assert_eq!(added["context_window"], 524_288);
+    assert_eq!(added["price_per_million_tokens"]["input"], 1.25);
+    assert_eq!(find("glm-5.1")["context_window"], 200_000);
+}
+
+/// The smaller vendor fixes, seen at the simulator: GLM's in-chat `web_search` tool carries
+/// `enable: true`; GLM thinking is turned off for thinking_mode minimal/low; `status` shows each
+/// provider's breaker; PROVIDER_ERROR rows count per provider in `/api/providers`.
+#[actix_rt::test]
+async fn glm_bodies_breaker_state_and_provider_error_counts() {
+    let sim = Sim::start(1.0);
+    let server = ServerProcess::start(sim_options(&sim).set("retry.server_attempts", "1"));
+    let mut c = mcp(&server).await;
+    let args = json!({"prompt": "news?", "model": "glm-4.5", "use_websearch": true, "thinking_mode": "low"});
+    let (r, _) = call_wait(&mut c, 1, "chat", args, false, T).await;
+    ok(&r);
+    let body = &sim.chats()[0].body;
+    assert_eq!(body["thinking"], json!({"type": "disabled"}), "{body}");
+    let search = body["tools"].as_array().unwrap().iter().find(|t| t["type"] == "web_search").unwrap();
+    assert_eq!(search["web_search"]["enable"], true, "{search}");
+    let (r, _) =
+        call_wait(&mut c, 2, "chat", json!({"prompt": "deep", "model": "glm-4.5", "thinking_mode": "high"}), false, T)
+            .await;
+    ok(&r);
+    assert_eq!(sim.chats()[1].body["thinking"], json!({"type": "enabled"}));
+
+    sim.push(Reply::status(500, json!({"error": {"code": "500", "message": "internal"}})), 2);
+    for id in 3..=4 {
+        let (r, _) = call_wait(&mut c, id, "chat", json!({"prompt": "x", "model": "glm-4.5"}), false, T).await;
+        assert_eq!(err(&r)["code"], "PROVIDER_ERROR");
+        assert_eq!(err(&r)["provider"], "glm");
+    }
+    let status = call(&mut c, 5, "status", json!({})).await;
+    let providers = ok(&status)["providers"].as_array().unwrap().clone();
+    let glm = providers.iter().find(|p| p["name"] == "glm").unwrap();
+    assert_eq!(glm["breaker"]["state"], "closed", "{glm}");
+    assert_eq!(glm["breaker"]["transitions"], 0);
+    // The tool-call log is written behind: wait for the rows.
+    let url = server.http_url("/api/providers");
+    let mut errors = 0;
+    for _ in 0..50 {
+        let v: Value = serde_json::from_str(&crate::mcp_ws::reqwest_text(&url).await).unwrap();
+        let row = v["providers"].as_array().unwrap().iter().find(|p| p["name"] == "glm").cloned().unwrap_or_default();
+        errors = row["errors"].as_u64().unwrap_or(0);
+        if errors == 2 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(errors, 2, "PROVIDER_ERROR rows carry their provider");
+}
+
+/// A custom OpenAI-compatible provider without `api_key_env` (Ollama, vLLM) is usable and is
+/// called without an `Authorization` header.
+#[actix_rt::test]
+async fn a_custom_provider_without_a_key_is_called_without_authorization() {
+    let sim = Sim::start(1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exai.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[providers.custom]]\nname = \"local\"\nbase_url = \"{}\"\n\n[[providers.custom.models]]\nname = \"local-llm\"\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(ServerOptions::new().arg("--config").arg(file.to_str().unwrap()));
+    let mut c = mcp(&server).await;
+    let (r, _) = call_wait(&mut c, 1, "chat", json!({"prompt": "hi", "model": "local-llm"}), false, T).await;
+    assert_eq!(ok(&r)["metadata"]["provider"], "local");
+    let chats = sim.chats();
+    assert_eq!(chats.len(), 1);
+    assert_eq!(chats[0].auth, None, "no Authorization header");
 }
