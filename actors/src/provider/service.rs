@@ -150,6 +150,18 @@ fn falls_back(e: &ProviderError, streamed: bool) -> bool {
 }
 
 impl ProviderSet {
+    /// Pre-registers `exai_provider_tokens_total` at zero for every catalogue model of an
+    /// enabled provider.
+    fn preregister_tokens(&self) {
+        for m in self.catalog.models() {
+            if self.entry(&m.provider).is_some() {
+                for kind in ["prompt", "completion"] {
+                    self.metrics.provider_tokens.with_label_values(&[&m.provider, &m.name, kind]);
+                }
+            }
+        }
+    }
+
     /// Build from entries and limits.
     pub fn new(
         entries: Vec<ProviderEntry>,
@@ -160,7 +172,7 @@ impl ProviderSet {
         catalog: Arc<Catalog>,
         metrics: Metrics,
     ) -> ProviderSet {
-        ProviderSet {
+        let set = ProviderSet {
             entries,
             global: Arc::new(Semaphore::new(global_max)),
             global_max,
@@ -170,7 +182,9 @@ impl ProviderSet {
             catalog,
             metrics,
             keepalive: DEFAULT_KEEPALIVE,
-        }
+        };
+        set.preregister_tokens();
+        set
     }
 
     /// Send a keep-alive progress notification after this long without output while a
@@ -383,6 +397,12 @@ impl ProviderSet {
             let outcome: Result<ChatOutcome, ProviderError> = res;
             match outcome {
                 Ok(o) => {
+                    if let Some(u) = o.response.usage {
+                        // Labelled by the catalogue name, so the model label stays bounded.
+                        for (kind, n) in [("prompt", u.prompt_tokens), ("completion", u.completion_tokens)] {
+                            self.metrics.provider_tokens.with_label_values(&[&entry.name, &model.name, kind]).inc_by(n);
+                        }
+                    }
                     let fallback_from = (i > 0).then(|| first.name.clone());
                     if fallback_from.is_some() {
                         self.metrics.provider_fallbacks.with_label_values(&[&first.provider]).inc();

@@ -246,6 +246,24 @@ async fn current_and_config_added_models_are_served_and_listed_with_prices_and_w
     assert_eq!(added["context_window"], 524_288);
     assert_eq!(added["price_per_million_tokens"]["input"], 1.25);
     assert_eq!(find("glm-5.1")["context_window"], 200_000);
+    // Token usage per provider, catalogue model and kind (the simulator reports 11 + 7).
+    assert_eq!(
+        metric(&server, "exai_provider_tokens_total{kind=\"prompt\",model=\"kimi-k2.6\",provider=\"kimi\"}").await,
+        11.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "exai_provider_tokens_total{kind=\"completion\",model=\"kimi-k2.8-preview\",provider=\"kimi\"}"
+        )
+        .await,
+        7.0
+    );
+    let text = crate::mcp_ws::reqwest_text(&server.http_url("/metrics")).await;
+    assert!(
+        text.contains("exai_provider_tokens_total{kind=\"prompt\",model=\"glm-4.7\",provider=\"glm\"} 0"),
+        "pre-registered"
+    );
 }
 
 /// The smaller vendor fixes, seen at the simulator: GLM's in-chat `web_search` tool carries
