@@ -336,3 +336,47 @@ async fn a_custom_provider_without_a_key_is_called_without_authorization() {
     assert_eq!(chats.len(), 1);
     assert_eq!(chats[0].auth, None, "no Authorization header");
 }
+
+/// Three turns on one `continuation_id`, each from a new unnamed connection with JSON-RPC id 1,
+/// and a daemon restart between turns 1 and 2: every turn succeeds and the provider receives
+/// the whole history. (Uses `conversations.cross_session=true` until threads belong to the
+/// principal.)
+#[actix_rt::test]
+async fn three_turns_with_reused_ids_across_a_restart_keep_the_whole_history() {
+    let sim = Sim::start(1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || sim_options(&sim).data_dir(dir.path()).set("conversations.cross_session", "true");
+    let mut server = ServerProcess::start(opts());
+    let mut cid = String::new();
+    for (turn, word) in ["PLUM", "PEAR", "FIG"].iter().enumerate() {
+        if turn == 1 {
+            server.sigterm();
+            assert_eq!(server.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
+            server = ServerProcess::start(opts());
+        }
+        sim.push(Reply::text(&format!("noted {word}")), 1);
+        let mut c = mcp(&server).await;
+        let mut args = json!({"prompt": format!("remember {word}"), "model": "glm-4.5"});
+        if !cid.is_empty() {
+            args["continuation_id"] = json!(cid);
+        }
+        let (r, _) = call_wait(&mut c, 1, "chat", args, false, T).await;
+        let s = ok(&r);
+        assert_eq!(s["content"], format!("noted {word}"));
+        if cid.is_empty() {
+            cid = s["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+        }
+    }
+    let last = sim.chats().last().unwrap().body["messages"].clone();
+    let texts: Vec<String> = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let joined = texts.join(" | ");
+    for needle in ["remember PLUM", "noted PLUM", "remember PEAR", "noted PEAR", "remember FIG"] {
+        assert!(joined.contains(needle), "{needle} missing from the history sent: {joined}");
+    }
+}
