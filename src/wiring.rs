@@ -52,6 +52,15 @@ pub fn providers(
 ) -> Arc<ProviderSet> {
     let limits = cfg.provider_limits();
     let mut entries = Vec::new();
+    for p in cfg.provider_configs() {
+        if let Some(key) = &p.api_key {
+            // Masked wherever vendor text is relayed or logged.
+            exai_actors::redact::register(key.expose());
+        }
+    }
+    if let Some(token) = &cfg.server.auth_token {
+        exai_actors::redact::register(token.expose());
+    }
     for p in cfg.provider_configs().into_iter().filter(|p| p.enabled) {
         metrics.register_provider(&p.name);
         let breaker = BreakerHandle::new(&p.name, p.breaker, metrics);
@@ -89,7 +98,7 @@ pub fn providers(
             semaphore: Arc::new(Semaphore::new(p.max_inflight)),
             max_inflight: p.max_inflight,
             fallback: p.fallback.clone(),
-            configured: p.api_key.is_some(),
+            configured: p.usable(),
         });
     }
     let set = ProviderSet::new(
@@ -100,7 +109,8 @@ pub fn providers(
         cfg.routing.clone(),
         catalog,
         metrics.clone(),
-    );
+    )
+    .with_keepalive(Duration::from_secs(cfg.timeouts.progress_interval_secs));
     Arc::new(match gate {
         Some(g) => set.with_cluster(g),
         None => set,

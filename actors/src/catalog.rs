@@ -1,16 +1,18 @@
 //! The model and provider catalogue: which model names exist, which provider serves each,
-//! and what each can do.
+//! what each can do, its context window and its price.
 //!
-//! One explicit table (built-in defaults, extended from config) is the only routing source:
+//! The built-in models are data: `actors/catalog/models.toml`, embedded at compile time
+//! ([`builtin_models`]); configuration adds or overrides models per vendor. One explicit table
+//! (built-in defaults, extended from config) is the only routing source:
 //! a model name or alias resolves to exactly one provider, so a Kimi model can never reach
 //! the GLM endpoint or the reverse. Provider entries carry no secrets, only whether a key is
 //! configured.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// What a model supports.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Capabilities {
     /// Image input.
     pub vision: bool,
@@ -23,7 +25,7 @@ pub struct Capabilities {
 }
 
 /// One model.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ModelEntry {
     /// Canonical name sent to the provider.
     pub name: String,
@@ -37,6 +39,18 @@ pub struct ModelEntry {
     pub max_output_tokens: u32,
     /// Capabilities.
     pub capabilities: Capabilities,
+    /// Price of input (prompt) tokens, USD per million; `None` when not published.
+    pub input_price: Option<f64>,
+    /// Price of output (completion) tokens, USD per million; `None` when not published.
+    pub output_price: Option<f64>,
+}
+
+impl ModelEntry {
+    /// The cost of a call in USD, when both prices are known.
+    pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
+        let (i, o) = (self.input_price?, self.output_price?);
+        Some((prompt_tokens as f64 * i + completion_tokens as f64 * o) / 1_000_000.0)
+    }
 }
 
 /// One provider (no secrets).
@@ -74,46 +88,87 @@ pub struct Catalog {
     providers: Vec<ProviderInfo>,
 }
 
-fn caps(vision: bool, tools: bool, thinking: bool, web_search: bool) -> Capabilities {
-    Capabilities { vision, tools, thinking, web_search }
+/// The shipped catalogue file.
+pub const CATALOG_TOML: &str = include_str!("../catalog/models.toml");
+
+/// One `[[models]]` entry of the catalogue file (and of `[[providers.<vendor>.models]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogModel {
+    name: String,
+    provider: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    context_window: u32,
+    max_output_tokens: u32,
+    #[serde(default)]
+    vision: bool,
+    #[serde(default)]
+    tools: bool,
+    #[serde(default)]
+    thinking: bool,
+    #[serde(default)]
+    web_search: bool,
+    #[serde(default)]
+    input_price: Option<f64>,
+    #[serde(default)]
+    output_price: Option<f64>,
 }
 
-fn model(name: &str, aliases: &[&str], provider: &str, ctx: u32, out: u32, c: Capabilities) -> ModelEntry {
-    ModelEntry {
-        name: name.into(),
-        aliases: aliases.iter().map(|a| a.to_string()).collect(),
-        provider: provider.into(),
-        context_window: ctx,
-        max_output_tokens: out,
-        capabilities: c,
-    }
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    models: Vec<CatalogModel>,
 }
 
-/// The built-in model table (Moonshot Kimi and Z.ai GLM, as the old daemon knew them).
+/// Why the catalogue file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model catalogue: {0}")]
+pub struct CatalogError(String);
+
+/// Parses a catalogue file (`[[models]]` entries).
+pub fn parse_catalog(text: &str) -> Result<Vec<ModelEntry>, CatalogError> {
+    let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError(e.to_string()))?;
+    Ok(file
+        .models
+        .into_iter()
+        .map(|m| ModelEntry {
+            name: m.name,
+            aliases: m.aliases,
+            provider: m.provider,
+            context_window: m.context_window,
+            max_output_tokens: m.max_output_tokens,
+            capabilities: Capabilities {
+                vision: m.vision,
+                tools: m.tools,
+                thinking: m.thinking,
+                web_search: m.web_search,
+            },
+            input_price: m.input_price,
+            output_price: m.output_price,
+        })
+        .collect())
+}
+
+/// The built-in model table (Moonshot Kimi and Z.ai GLM): the shipped catalogue file. A unit
+/// test keeps the file valid, so the empty fallback is never reached in a release.
 pub fn builtin_models() -> Vec<ModelEntry> {
-    let k = "kimi";
-    let g = "glm";
-    vec![
-        model("kimi-k2-0905-preview", &["kimi-k2-0905", "kimi-k2"], k, 262_144, 16_384, caps(true, true, false, true)),
-        model("kimi-k2-0711-preview", &["kimi-k2-0711"], k, 131_072, 16_384, caps(false, true, false, true)),
-        model("kimi-k2-turbo-preview", &["kimi-k2-turbo"], k, 262_144, 16_384, caps(false, true, false, true)),
-        model("kimi-thinking-preview", &["kimi-thinking"], k, 131_072, 16_384, caps(true, false, true, false)),
-        model("kimi-latest", &[], k, 131_072, 16_384, caps(true, true, false, true)),
-        model("kimi-latest-8k", &[], k, 8_192, 4_096, caps(true, true, false, true)),
-        model("kimi-latest-32k", &[], k, 32_768, 16_384, caps(true, true, false, true)),
-        model("kimi-latest-128k", &[], k, 131_072, 16_384, caps(true, true, false, true)),
-        model("moonshot-v1-8k", &[], k, 8_192, 4_096, caps(false, true, false, true)),
-        model("moonshot-v1-32k", &[], k, 32_768, 16_384, caps(false, true, false, true)),
-        model("moonshot-v1-128k", &[], k, 131_072, 16_384, caps(false, true, false, true)),
-        model("moonshot-v1-8k-vision-preview", &[], k, 8_192, 4_096, caps(true, true, false, false)),
-        model("moonshot-v1-32k-vision-preview", &[], k, 32_768, 16_384, caps(true, true, false, false)),
-        model("moonshot-v1-128k-vision-preview", &[], k, 131_072, 16_384, caps(true, true, false, false)),
-        model("glm-4.6", &[], g, 200_000, 8_192, caps(false, true, true, true)),
-        model("glm-4.5", &[], g, 131_072, 8_192, caps(false, true, true, true)),
-        model("glm-4.5-flash", &[], g, 131_072, 8_192, caps(false, true, false, true)),
-        model("glm-4.5-air", &["glm-4.5-x"], g, 131_072, 8_192, caps(false, true, true, true)),
-        model("glm-4.5v", &[], g, 65_536, 8_192, caps(true, false, true, false)),
-    ]
+    parse_catalog(CATALOG_TOML).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the built-in model catalogue does not parse");
+        Vec::new()
+    })
+}
+
+/// `base` with `additions` merged in: an addition named like a model of the same provider
+/// replaces it (an override), any other is appended.
+pub fn merge_models(mut base: Vec<ModelEntry>, additions: Vec<ModelEntry>) -> Vec<ModelEntry> {
+    for m in additions {
+        match base.iter_mut().find(|b| b.name == m.name && b.provider == m.provider) {
+            Some(slot) => *slot = m,
+            None => base.push(m),
+        }
+    }
+    base
 }
 
 impl Catalog {
@@ -165,10 +220,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_catalogue_parses_with_current_ids_and_retired_aliases() {
+        let models = parse_catalog(CATALOG_TOML).unwrap();
+        let c = Catalog::new(models, vec![]);
+        for id in ["kimi-k2.6", "kimi-k2.5", "kimi-k2.7-code", "kimi-k2.7-code-highspeed", "kimi-k3", "moonshot-v1-8k"]
+        {
+            assert_eq!(c.resolve(id).unwrap().provider, "kimi", "{id}");
+        }
+        for id in ["glm-4.5", "glm-4.5-air", "glm-4.6", "glm-4.7", "glm-5", "glm-5.1", "glm-5.2", "glm-5.3", "glm-5.4"]
+        {
+            assert_eq!(c.resolve(id).unwrap().provider, "glm", "{id}");
+        }
+        // Retired on 2026-05-25: aliases of their successors.
+        assert_eq!(c.resolve("kimi-k2-0905-preview").unwrap().name, "kimi-k2.6");
+        assert_eq!(c.resolve("kimi-latest").unwrap().name, "kimi-k2.6");
+        assert_eq!(c.resolve("kimi-k2-turbo-preview").unwrap().name, "kimi-k2.7-code-highspeed");
+        let k = c.resolve("kimi-k2.6").unwrap();
+        assert_eq!(k.context_window, 262_144);
+        assert_eq!(k.cost_usd(1_000_000, 1_000_000), Some(3.10));
+        assert_eq!(c.resolve("glm-5.1").unwrap().context_window, 200_000);
+        assert_eq!(c.resolve("kimi-k3").unwrap().cost_usd(10, 10), None, "no published price");
+        assert!(parse_catalog("[[models]]\nname = 1").is_err());
+    }
+
+    #[test]
+    fn merging_overrides_by_name_and_provider_and_appends_the_rest() {
+        let base = builtin_models();
+        let n = base.len();
+        let mut over = base.iter().find(|m| m.name == "kimi-k2.6").unwrap().clone();
+        over.input_price = Some(9.0);
+        let mut extra = over.clone();
+        extra.name = "kimi-k2.8".into();
+        extra.aliases.clear();
+        let merged = merge_models(base, vec![over, extra]);
+        assert_eq!(merged.len(), n + 1);
+        let c = Catalog::new(merged, vec![]);
+        assert_eq!(c.resolve("kimi-k2.6").unwrap().input_price, Some(9.0));
+        assert_eq!(c.resolve("kimi-k2.8").unwrap().provider, "kimi");
+    }
+
+    #[test]
     fn every_builtin_routes_to_its_vendor() {
         let c = Catalog::new(builtin_models(), vec![]);
         for m in c.models() {
             let expect = if m.name.starts_with("glm") { "glm" } else { "kimi" };
+            assert!(m.context_window > 0 && m.max_output_tokens > 0, "{}", m.name);
             assert_eq!(m.provider, expect, "{}", m.name);
             for a in &m.aliases {
                 assert_eq!(c.resolve(a).unwrap().provider, expect);

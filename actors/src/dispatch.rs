@@ -98,7 +98,7 @@ fn outcome_of(r: &Result<ToolOutput, ToolError>) -> CallOutcome {
     match r {
         Ok(_) => CallOutcome::Ok,
         Err(ToolError::OverCapacity { .. }) => CallOutcome::OverCapacity,
-        Err(ToolError::Timeout { .. }) => CallOutcome::Timeout,
+        Err(ToolError::Timeout { .. } | ToolError::ProviderTimeout { .. }) => CallOutcome::Timeout,
         Err(ToolError::Cancelled { .. }) => CallOutcome::Cancelled,
         Err(_) => CallOutcome::Error,
     }
@@ -149,12 +149,15 @@ impl Dispatcher {
         &self.env
     }
 
-    /// Timeout for a tool kind.
+    /// Timeout for a tool kind. Tools that call a model (simple and workflow kinds) get at
+    /// least one provider call's whole budget: the provider phases (connect, first byte, idle,
+    /// total) decide when such a call has taken too long, not the tool timeout.
     pub fn timeout_for(&self, kind: ToolKind) -> Duration {
         let s = &self.env.settings;
         Duration::from_secs(match kind {
-            ToolKind::Workflow => s.workflow_tool_timeout_secs,
-            ToolKind::Builtin | ToolKind::Simple => s.simple_tool_timeout_secs,
+            ToolKind::Workflow => s.workflow_tool_timeout_secs.max(s.provider_call_budget_secs),
+            ToolKind::Simple => s.simple_tool_timeout_secs.max(s.provider_call_budget_secs),
+            ToolKind::Builtin => s.simple_tool_timeout_secs,
         })
     }
 
@@ -201,7 +204,10 @@ impl Dispatcher {
                 global_wait_ms: ms(global_wait),
                 provider_wait_ms: timing.provider_wait_ms.get(),
                 processing_ms: ms(processing),
-                provider: outcome.as_ref().ok().and_then(|o| o.provider.clone()),
+                provider: match &outcome {
+                    Ok(o) => o.provider.clone(),
+                    Err(e) => e.provider().map(str::to_string),
+                },
             };
             if let Some((session, request_id, protocol, started_ms, args_bytes)) = guard.req.take() {
                 this.finish(&tool_name, &session, &request_id, protocol, started_ms, args_bytes, &outcome, &latency);
@@ -278,7 +284,7 @@ impl Dispatcher {
         }
         let (provider, model) = match outcome {
             Ok(o) => (o.provider.clone(), o.model.clone()),
-            Err(_) => (None, None),
+            Err(e) => (e.provider().map(str::to_string), None),
         };
         self.env.toollog.push(ToolCallRecord {
             id: 0,

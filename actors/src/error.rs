@@ -56,6 +56,26 @@ pub enum ToolError {
         /// What went wrong (never includes keys or file contents).
         message: String,
     },
+    /// A provider refused for now and said when to come back (a `Retry-After` longer than
+    /// exai waits, or than the call's budget allows): reported at once, with `retry_after`.
+    #[error("provider error ({provider}): {message}; retry after {retry_after_secs}s")]
+    ProviderRetryLater {
+        /// Provider id.
+        provider: String,
+        /// The vendor's message (secrets masked).
+        message: String,
+        /// The vendor's `Retry-After`, rounded up.
+        retry_after_secs: u64,
+    },
+    /// A provider request ran out of time in one of its phases (connect, first_byte, idle,
+    /// total), named in the message with every phase's limit.
+    #[error("provider {provider} {message}")]
+    ProviderTimeout {
+        /// Provider id.
+        provider: String,
+        /// Which phase and the limits.
+        message: String,
+    },
     /// A dependency (store, provider breaker) is unavailable.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -77,7 +97,8 @@ impl ToolError {
             ToolError::Timeout { .. } => "TIMEOUT",
             ToolError::Cancelled { .. } => "CANCELLED",
             ToolError::ShuttingDown => "SERVICE_UNAVAILABLE",
-            ToolError::Provider { .. } => "PROVIDER_ERROR",
+            ToolError::Provider { .. } | ToolError::ProviderRetryLater { .. } => "PROVIDER_ERROR",
+            ToolError::ProviderTimeout { .. } => "TIMEOUT",
             ToolError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ToolError::Execution(_) => "TOOL_EXECUTION_ERROR",
             ToolError::Internal(_) => "INTERNAL_ERROR",
@@ -87,7 +108,19 @@ impl ToolError {
     /// Suggested retry delay, if the failure is transient.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ToolError::OverCapacity { retry_after_secs, .. } => Some(*retry_after_secs),
+            ToolError::OverCapacity { retry_after_secs, .. }
+            | ToolError::ProviderRetryLater { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The provider a provider failure came from (stored with the tool call, so error counts
+    /// per provider see it).
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            ToolError::Provider { provider, .. }
+            | ToolError::ProviderRetryLater { provider, .. }
+            | ToolError::ProviderTimeout { provider, .. } => Some(provider),
             _ => None,
         }
     }
@@ -100,6 +133,9 @@ impl ToolError {
         }
         if let ToolError::InvalidArguments { field, .. } = self {
             v["field"] = json!(field);
+        }
+        if let Some(p) = self.provider() {
+            v["provider"] = json!(p);
         }
         v
     }

@@ -22,6 +22,7 @@ pub mod ports;
 pub mod prompts;
 pub mod protocol;
 pub mod provider;
+pub mod redact;
 pub mod result_cache;
 pub mod session;
 pub mod settings;

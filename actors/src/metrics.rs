@@ -47,6 +47,9 @@ pub struct Metrics {
     pub provider_retries: IntCounterVec,
     /// Calls served by a fallback model, by the provider that failed over.
     pub provider_fallbacks: IntCounterVec,
+    /// Tokens the providers reported, by provider, model (a catalogue name) and kind
+    /// (`prompt`, `completion`).
+    pub provider_tokens: IntCounterVec,
     /// Provider requests holding permits right now, by provider.
     pub provider_inflight: IntGaugeVec,
     /// Calls in flight.
@@ -347,6 +350,13 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("provider_fallbacks_total", "Calls served by a fallback model"),
                     &["provider"],
+                )?,
+            )?,
+            provider_tokens: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("provider_tokens_total", "Tokens reported by providers, by model and kind"),
+                    &["provider", "model", "kind"],
                 )?,
             )?,
             provider_inflight: reg(

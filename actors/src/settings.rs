@@ -32,6 +32,12 @@ pub struct CoreSettings {
     pub simple_tool_timeout_secs: u64,
     /// Timeout for workflow tools, seconds.
     pub workflow_tool_timeout_secs: u64,
+    /// The least timeout of a tool that calls a model (simple and workflow kinds), seconds:
+    /// one provider call's whole budget (the longest `total_timeout_secs` of the enabled
+    /// providers, plus the permit wait and a margin), so the tool timeout never cuts a call
+    /// the provider phases allow.
+    #[serde(default)]
+    pub provider_call_budget_secs: u64,
     /// The first frame must arrive within this many seconds (legacy: close 4002).
     pub hello_timeout_secs: u64,
     /// Server WebSocket ping interval, seconds.
@@ -104,6 +110,8 @@ impl Default for CoreSettings {
             retry_after_secs: 1,
             simple_tool_timeout_secs: 30,
             workflow_tool_timeout_secs: 180,
+            // 300 s provider total + 2 s permit wait + 5 s (`Config::provider_call_budget_secs`).
+            provider_call_budget_secs: 307,
             hello_timeout_secs: 15,
             heartbeat_interval_secs: 20,
             client_timeout_secs: 60,

@@ -74,6 +74,14 @@ impl Config {
         }
     }
 
+    /// One provider call's whole budget, seconds: the longest `total_timeout_secs` of the
+    /// enabled providers, plus the permit wait and 5 s for the work around the call. The least
+    /// timeout of every tool that calls a model.
+    pub fn provider_call_budget_secs(&self) -> u64 {
+        let total = self.provider_configs().iter().filter(|p| p.enabled).map(|p| p.timeouts.total.as_secs()).max();
+        total.map_or(0, |t| t + self.limits.provider_queue_wait_ms.div_ceil(1000) + 5)
+    }
+
     /// The settings the actor core needs.
     pub fn core_settings(&self) -> CoreSettings {
         let defaults = CoreSettings::default();
@@ -89,6 +97,7 @@ impl Config {
             retry_after_secs: self.limits.retry_after_secs,
             simple_tool_timeout_secs: self.timeouts.simple_tool_secs,
             workflow_tool_timeout_secs: self.timeouts.workflow_tool_secs,
+            provider_call_budget_secs: self.provider_call_budget_secs(),
             hello_timeout_secs: self.timeouts.hello_secs,
             heartbeat_interval_secs: self.timeouts.heartbeat_interval_secs,
             client_timeout_secs: self.timeouts.client_timeout_secs,

@@ -22,10 +22,6 @@ pub trait VendorDefaults {
     const BASE_URL: &'static str;
     /// Requests in flight at once.
     const MAX_INFLIGHT: usize;
-    /// Whole-request timeout, seconds.
-    const REQUEST_TIMEOUT_SECS: u64;
-    /// Whole-stream timeout, seconds.
-    const STREAM_TIMEOUT_SECS: u64;
 }
 
 /// Moonshot Kimi.
@@ -36,8 +32,6 @@ impl VendorDefaults for Kimi {
     const NAME: &'static str = "kimi";
     const BASE_URL: &'static str = "https://api.moonshot.ai/v1";
     const MAX_INFLIGHT: usize = 6;
-    const REQUEST_TIMEOUT_SECS: u64 = 180;
-    const STREAM_TIMEOUT_SECS: u64 = 600;
 }
 
 /// Z.ai GLM.
@@ -48,14 +42,17 @@ impl VendorDefaults for Glm {
     const NAME: &'static str = "glm";
     const BASE_URL: &'static str = "https://api.z.ai/api/paas/v4";
     const MAX_INFLIGHT: usize = 4;
-    const REQUEST_TIMEOUT_SECS: u64 = 120;
-    const STREAM_TIMEOUT_SECS: u64 = 300;
 }
 
 /// Connect timeout default, seconds.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
-/// Time-to-first-token default, seconds.
-pub const DEFAULT_FIRST_TOKEN_TIMEOUT_SECS: u64 = 60;
+/// Time to the first byte (a non-streamed answer, or a stream's first delta) default, seconds:
+/// thinking models are silent for tens of seconds, minutes on hard prompts.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_SECS: u64 = 180;
+/// Longest gap between two chunks of a flowing answer default, seconds.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
+/// Whole provider call (retries included) default, seconds: the old daemon's 300 s.
+pub const DEFAULT_TOTAL_TIMEOUT_SECS: u64 = 300;
 
 /// `[providers]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -83,12 +80,12 @@ pub struct VendorConfig<V: VendorDefaults> {
     pub max_inflight: usize,
     /// TCP/TLS connect timeout, seconds.
     pub connect_timeout_secs: u64,
-    /// Whole non-streamed request (or until a stream's response head), seconds.
-    pub request_timeout_secs: u64,
-    /// Streamed: until the first chunk, seconds (≤ `stream_timeout_secs`).
-    pub first_token_timeout_secs: u64,
-    /// Streamed: the whole stream, seconds.
-    pub stream_timeout_secs: u64,
+    /// Until the response head, and for a stream its first delta, seconds (≤ total).
+    pub first_byte_timeout_secs: u64,
+    /// Longest gap between two pieces of a flowing answer, seconds (≤ total).
+    pub idle_timeout_secs: u64,
+    /// The whole provider call, retries and their waits included, seconds.
+    pub total_timeout_secs: u64,
     /// Models tried, in order, when this provider is open-circuited or at capacity.
     pub fallback: Vec<String>,
     /// Circuit breaker: failure ratio that opens it (0 < ratio ≤ 1).
@@ -108,6 +105,9 @@ pub struct VendorConfig<V: VendorDefaults> {
     /// Tokens per minute (prompt + completion, debited when a reply arrives; requests wait
     /// while the bucket is in debt; cluster-wide in cluster mode). 0 = no limit.
     pub tpm: u64,
+    /// Models added to the shipped catalogue for this vendor, or overriding one of its models
+    /// by name (`[[providers.kimi.models]]`; config file only).
+    pub models: Vec<CustomModelConfig>,
     #[serde(skip)]
     vendor: PhantomData<V>,
 }
@@ -120,9 +120,9 @@ impl<V: VendorDefaults> Default for VendorConfig<V> {
             api_key: None,
             max_inflight: V::MAX_INFLIGHT,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
-            request_timeout_secs: V::REQUEST_TIMEOUT_SECS,
-            first_token_timeout_secs: DEFAULT_FIRST_TOKEN_TIMEOUT_SECS,
-            stream_timeout_secs: V::STREAM_TIMEOUT_SECS,
+            first_byte_timeout_secs: DEFAULT_FIRST_BYTE_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            total_timeout_secs: DEFAULT_TOTAL_TIMEOUT_SECS,
             fallback: Vec::new(),
             breaker_failure_ratio: 0.5,
             breaker_min_requests: 10,
@@ -132,6 +132,7 @@ impl<V: VendorDefaults> Default for VendorConfig<V> {
             breaker_half_open_probes: 2,
             rpm: 0,
             tpm: 0,
+            models: Vec::new(),
             vendor: PhantomData,
         }
     }
@@ -158,12 +159,12 @@ pub struct CustomProviderConfig {
     pub max_inflight: usize,
     /// TCP/TLS connect timeout, seconds.
     pub connect_timeout_secs: u64,
-    /// Whole non-streamed request, seconds.
-    pub request_timeout_secs: u64,
-    /// Streamed: until the first chunk, seconds.
-    pub first_token_timeout_secs: u64,
-    /// Streamed: the whole stream, seconds.
-    pub stream_timeout_secs: u64,
+    /// Until the response head, and for a stream its first delta, seconds (≤ total).
+    pub first_byte_timeout_secs: u64,
+    /// Longest gap between two pieces of a flowing answer, seconds (≤ total).
+    pub idle_timeout_secs: u64,
+    /// The whole provider call, retries and their waits included, seconds.
+    pub total_timeout_secs: u64,
     /// Models tried, in order, when this provider is open-circuited or at capacity.
     pub fallback: Vec<String>,
     /// Circuit breaker: failure ratio that opens it.
@@ -197,9 +198,9 @@ impl Default for CustomProviderConfig {
             api_key: None,
             max_inflight: 4,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
-            request_timeout_secs: 120,
-            first_token_timeout_secs: DEFAULT_FIRST_TOKEN_TIMEOUT_SECS,
-            stream_timeout_secs: 300,
+            first_byte_timeout_secs: DEFAULT_FIRST_BYTE_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            total_timeout_secs: DEFAULT_TOTAL_TIMEOUT_SECS,
             fallback: Vec::new(),
             breaker_failure_ratio: 0.5,
             breaker_min_requests: 10,
@@ -214,8 +215,9 @@ impl Default for CustomProviderConfig {
     }
 }
 
-/// One `[[providers.custom.models]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[providers.custom.models]]` (or `[[providers.kimi.models]]`, `[[providers.glm.models]]`)
+/// entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CustomModelConfig {
     /// Model name sent to the provider (unique across all providers).
@@ -232,6 +234,12 @@ pub struct CustomModelConfig {
     pub tools: bool,
     /// Returns reasoning/thinking output.
     pub thinking: bool,
+    /// Vendor web search inside chat.
+    pub web_search: bool,
+    /// Input tokens, USD per million (unset: cost not reported).
+    pub input_price: Option<f64>,
+    /// Output tokens, USD per million (unset: cost not reported).
+    pub output_price: Option<f64>,
 }
 
 impl Default for CustomModelConfig {
@@ -244,6 +252,9 @@ impl Default for CustomModelConfig {
             vision: false,
             tools: false,
             thinking: false,
+            web_search: false,
+            input_price: None,
+            output_price: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use exai_actors::catalog::{builtin_models, Capabilities, ModelEntry, ProviderInfo};
+use exai_actors::catalog::{builtin_models, merge_models, Capabilities, ModelEntry, ProviderInfo};
 use exai_actors::provider::breaker::BreakerConfig;
 use exai_actors::provider::retry::RetryPolicy;
 use exai_actors::provider::types::RequestTimeouts;
@@ -71,19 +71,25 @@ pub struct ProviderSettings {
     pub rpm: u64,
     /// Tokens per minute (0 = no limit).
     pub tpm: u64,
-    /// Models declared in the config for this provider (custom providers only; the built-in
-    /// vendors' models come from [`builtin_models`]).
+    /// Models declared in the config for this provider (for the built-in vendors: additions to
+    /// and overrides of the shipped catalogue, [`builtin_models`]).
     pub models: Vec<ModelEntry>,
 }
 
 impl ProviderSettings {
+    /// Whether calls may go to it: the built-in vendors need a key; a custom provider
+    /// without one (Ollama, vLLM: no `api_key_env`) is called without `Authorization`.
+    pub fn usable(&self) -> bool {
+        self.api_key.is_some() || self.kind == ProviderKind::OpenAiCompatible
+    }
+
     /// The catalogue entry (no secrets).
     pub fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: self.name.clone(),
             kind: self.kind.as_str().into(),
             base_url: self.base_url.clone(),
-            api_key_configured: self.api_key.is_some(),
+            api_key_configured: self.usable(),
             files_api: matches!(self.kind, ProviderKind::Kimi | ProviderKind::Glm),
             web_search_endpoint: self.kind == ProviderKind::Glm,
         }
@@ -111,9 +117,9 @@ pub(crate) struct ProviderView<'a> {
     pub api_key_env: Option<&'a str>,
     pub max_inflight: usize,
     pub connect_timeout_secs: u64,
-    pub request_timeout_secs: u64,
-    pub first_token_timeout_secs: u64,
-    pub stream_timeout_secs: u64,
+    pub first_byte_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub total_timeout_secs: u64,
     pub fallback: &'a [String],
     pub breaker_failure_ratio: f64,
     pub breaker_min_requests: u32,
@@ -137,9 +143,9 @@ fn vendor_view<V: VendorDefaults>(v: &VendorConfig<V>, kind: ProviderKind) -> Pr
         api_key_env: None,
         max_inflight: v.max_inflight,
         connect_timeout_secs: v.connect_timeout_secs,
-        request_timeout_secs: v.request_timeout_secs,
-        first_token_timeout_secs: v.first_token_timeout_secs,
-        stream_timeout_secs: v.stream_timeout_secs,
+        first_byte_timeout_secs: v.first_byte_timeout_secs,
+        idle_timeout_secs: v.idle_timeout_secs,
+        total_timeout_secs: v.total_timeout_secs,
         fallback: &v.fallback,
         breaker_failure_ratio: v.breaker_failure_ratio,
         breaker_min_requests: v.breaker_min_requests,
@@ -149,7 +155,7 @@ fn vendor_view<V: VendorDefaults>(v: &VendorConfig<V>, kind: ProviderKind) -> Pr
         breaker_half_open_probes: v.breaker_half_open_probes,
         rpm: v.rpm,
         tpm: v.tpm,
-        models: &[],
+        models: &v.models,
     }
 }
 
@@ -167,8 +173,10 @@ impl ProviderView<'_> {
                     vision: m.vision,
                     tools: m.tools,
                     thinking: m.thinking,
-                    web_search: false,
+                    web_search: m.web_search,
                 },
+                input_price: m.input_price,
+                output_price: m.output_price,
             })
             .collect()
     }
@@ -183,9 +191,9 @@ impl ProviderView<'_> {
             max_inflight: self.max_inflight,
             timeouts: RequestTimeouts {
                 connect: Duration::from_secs(self.connect_timeout_secs),
-                request: Duration::from_secs(self.request_timeout_secs),
-                first_token: Duration::from_secs(self.first_token_timeout_secs),
-                stream: Duration::from_secs(self.stream_timeout_secs),
+                first_byte: Duration::from_secs(self.first_byte_timeout_secs),
+                idle: Duration::from_secs(self.idle_timeout_secs),
+                total: Duration::from_secs(self.total_timeout_secs),
             },
             breaker: BreakerConfig {
                 failure_ratio: self.breaker_failure_ratio,
@@ -220,9 +228,9 @@ impl Config {
                 api_key_env: c.api_key_env.as_deref(),
                 max_inflight: c.max_inflight,
                 connect_timeout_secs: c.connect_timeout_secs,
-                request_timeout_secs: c.request_timeout_secs,
-                first_token_timeout_secs: c.first_token_timeout_secs,
-                stream_timeout_secs: c.stream_timeout_secs,
+                first_byte_timeout_secs: c.first_byte_timeout_secs,
+                idle_timeout_secs: c.idle_timeout_secs,
+                total_timeout_secs: c.total_timeout_secs,
                 fallback: &c.fallback,
                 breaker_failure_ratio: c.breaker_failure_ratio,
                 breaker_min_requests: c.breaker_min_requests,
@@ -253,12 +261,10 @@ impl Config {
         }
     }
 
-    /// The model catalogue's entries: the built-in models, then the custom providers' models.
+    /// The model catalogue's entries: the shipped catalogue, with `[[providers.<vendor>.models]]`
+    /// added or overriding a model of the same name, then the custom providers' models.
     pub fn model_entries(&self) -> Vec<ModelEntry> {
-        let mut out = builtin_models();
-        for v in self.provider_views() {
-            out.extend(v.models());
-        }
-        out
+        let configured: Vec<ModelEntry> = self.provider_views().iter().flat_map(ProviderView::models).collect();
+        merge_models(builtin_models(), configured)
     }
 }

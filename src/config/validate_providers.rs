@@ -111,6 +111,15 @@ impl Checker<'_> {
                 let key = format!("{}.models[{j}]", v.key);
                 self.at_least_one(&format!("{key}.context_window"), u64::from(m.context_window))?;
                 self.at_least_one(&format!("{key}.max_output_tokens"), u64::from(m.max_output_tokens))?;
+                for (field, price) in [("input_price", m.input_price), ("output_price", m.output_price)] {
+                    if let Some(p) = price.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+                        return Err(self.fail(
+                            &format!("{key}.{field}"),
+                            Some(p.to_string()),
+                            "a price ≥ 0 (USD per million tokens)",
+                        ));
+                    }
+                }
                 let names = std::iter::once((format!("{key}.name"), &m.name))
                     .chain(m.aliases.iter().map(|a| (format!("{key}.aliases"), a)));
                 for (field, name) in names {
@@ -118,6 +127,10 @@ impl Checker<'_> {
                         return Err(self.fail(&field, quoted(name), "a model name, not empty, without spaces"));
                     }
                     if let Some(owner) = owners.insert(name.clone(), v.name.to_owned()) {
+                        // A built-in vendor may override its own catalogue models by name.
+                        if v.kind != ProviderKind::OpenAiCompatible && owner == v.name {
+                            continue;
+                        }
                         return Err(self.fail(
                             &field,
                             quoted(name),
@@ -158,14 +171,17 @@ impl Checker<'_> {
             ));
         }
         self.at_least_one(&key("connect_timeout_secs"), v.connect_timeout_secs)?;
-        self.at_least_one(&key("request_timeout_secs"), v.request_timeout_secs)?;
-        self.at_least_one(&key("stream_timeout_secs"), v.stream_timeout_secs)?;
-        if v.first_token_timeout_secs == 0 || v.first_token_timeout_secs > v.stream_timeout_secs {
-            return Err(self.fail(
-                &key("first_token_timeout_secs"),
-                Some(v.first_token_timeout_secs.to_string()),
-                format!("an integer 1..={} (at most stream_timeout_secs)", v.stream_timeout_secs),
-            ));
+        self.at_least_one(&key("total_timeout_secs"), v.total_timeout_secs)?;
+        for (name, value) in
+            [("first_byte_timeout_secs", v.first_byte_timeout_secs), ("idle_timeout_secs", v.idle_timeout_secs)]
+        {
+            if value == 0 || value > v.total_timeout_secs {
+                return Err(self.fail(
+                    &key(name),
+                    Some(value.to_string()),
+                    format!("an integer 1..={} (at most total_timeout_secs)", v.total_timeout_secs),
+                ));
+            }
         }
         self.names(&key("fallback"), v.fallback, "model names, not empty, without spaces")?;
         if let Some(unknown) = v.fallback.iter().find(|m| !models.contains_key(m.as_str())) {

@@ -1,28 +1,83 @@
-//! Failure mapping for the vendor HTTP layer: HTTP status → `ProviderError`, `Retry-After`
-//! (seconds or HTTP date, and `retry-after-ms`), the vendor's own error message (from the JSON
-//! error body, truncated, never the request), and awc's transport errors.
+//! Failure mapping for the vendor HTTP layer: HTTP status and the vendor's own error code →
+//! `ProviderError`, `Retry-After` (seconds or HTTP date, and `retry-after-ms`), the vendor's
+//! own error message (from the JSON error body, truncated, secrets masked, never the request),
+//! and awc's transport errors.
+//!
+//! The vendor taxonomies live in the vendor modules ([`super::glm::classify`]: Z.ai business
+//! codes; [`super::kimi::classify`]: Moonshot error types); they decide first, the HTTP
+//! status decides what they leave open.
 
 use awc::error::{ConnectError, PayloadError, SendRequestError};
 use awc::http::header::{HeaderMap, HttpDate};
 use awc::http::StatusCode;
-use exai_actors::provider::types::ProviderError;
+use exai_actors::provider::types::{ProviderError, RequestTimeouts};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
 /// Longest vendor message kept in an error, in characters.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
 
-/// The error for a non-success HTTP status, with the vendor's message from `body`.
-pub(crate) fn status_error(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> ProviderError {
+/// How a vendor's taxonomy classifies one error answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VendorClass {
+    /// Slow down and retry (rate limit, overload).
+    RateLimit,
+    /// The account cannot be served (balance, locked, quota): never retried.
+    Account,
+    /// The key is wrong or lacks permission.
+    Auth,
+    /// The request is wrong.
+    Client,
+    /// The vendor failed.
+    Server,
+}
+
+/// The vendor's code (`error.code`, `code`) or type (`error.type`, `type`) of an error body.
+pub(crate) fn vendor_code(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: Option<&Value>| match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let e = v.get("error");
+    text(e.and_then(|e| e.get("code")))
+        .or_else(|| text(v.get("code")))
+        .or_else(|| text(e.and_then(|e| e.get("type"))))
+        .or_else(|| text(v.get("type")))
+}
+
+/// The error for a non-success HTTP status, with the vendor's message from `body`;
+/// `classify` is the vendor's taxonomy (status, code → class).
+pub(crate) fn status_error(
+    classify: fn(u16, &str) -> Option<VendorClass>,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> ProviderError {
     let message = vendor_message(body).unwrap_or_else(|| {
         StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("no error message").to_string()
     });
-    match status {
-        429 => ProviderError::RateLimited { retry_after: parse_retry_after(headers, now), message },
-        401 | 403 => ProviderError::Auth { status, message },
-        500..=599 => ProviderError::Server { status, message },
-        _ => ProviderError::BadRequest { status, message },
+    let code = vendor_code(body).unwrap_or_default();
+    let class = classify(status, &code).unwrap_or(match status {
+        429 => VendorClass::RateLimit,
+        401 | 403 => VendorClass::Auth,
+        500..=599 => VendorClass::Server,
+        _ => VendorClass::Client,
+    });
+    match class {
+        VendorClass::RateLimit => ProviderError::RateLimited { retry_after: parse_retry_after(headers, now), message },
+        VendorClass::Account => ProviderError::Account { status, code, message },
+        VendorClass::Auth => ProviderError::Auth { status, message },
+        VendorClass::Server => ProviderError::Server { status, message },
+        VendorClass::Client => ProviderError::BadRequest { status, message },
     }
+}
+
+/// The taxonomy of a vendor without one of its own: the HTTP status decides.
+pub(crate) fn by_status(_status: u16, _code: &str) -> Option<VendorClass> {
+    None
 }
 
 /// The server-suggested wait: `retry-after-ms` (OpenAI style) first, then `Retry-After`
@@ -61,7 +116,7 @@ fn seconds(secs: f64) -> Option<Duration> {
 pub(crate) fn vendor_message(body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let found = message_in(&v)?;
-    Some(truncate(found.trim(), MAX_MESSAGE_CHARS))
+    Some(truncate(&exai_actors::redact::mask(found.trim()), MAX_MESSAGE_CHARS))
 }
 
 fn message_in(v: &Value) -> Option<String> {
@@ -101,11 +156,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 /// An awc send failure (connect, write, response head).
-pub(crate) fn send_error(e: SendRequestError) -> ProviderError {
+pub(crate) fn send_error(e: SendRequestError, t: &RequestTimeouts) -> ProviderError {
     match e {
-        SendRequestError::Connect(ConnectError::Timeout) => ProviderError::Timeout { phase: "connect" },
+        SendRequestError::Connect(ConnectError::Timeout) => {
+            ProviderError::Timeout { phase: "connect", limit: t.connect }
+        }
         SendRequestError::Connect(e) => ProviderError::Network(format!("connect failed: {e}")),
-        SendRequestError::Timeout => ProviderError::Timeout { phase: "request" },
+        SendRequestError::Timeout => ProviderError::Timeout { phase: "first_byte", limit: t.first_byte },
         SendRequestError::Url(e) => ProviderError::Unsupported(format!("invalid provider URL: {e}")),
         SendRequestError::Send(e) => ProviderError::Network(format!("sending the request failed: {e}")),
         SendRequestError::Response(e) => ProviderError::Network(format!("reading the response head failed: {e}")),
@@ -163,21 +220,50 @@ mod tests {
         let now = SystemTime::now();
         let body = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
         assert_eq!(
-            status_error(429, &headers(&[("retry-after", "2")]), body, now),
+            status_error(by_status, 429, &headers(&[("retry-after", "2")]), body, now),
             ProviderError::RateLimited { retry_after: Some(Duration::from_secs(2)), message: "slow down".into() }
         );
-        let e = status_error(401, &HeaderMap::new(), br#"{"error":{"message":"bad key"}}"#, now);
+        // The vendor's taxonomy decides before the status: Z.ai's 429 "balance exhausted".
+        let body = br#"{"error":{"code":"1113","message":"Insufficient balance"}}"#;
+        assert_eq!(
+            status_error(super::super::glm::classify, 429, &HeaderMap::new(), body, now),
+            ProviderError::Account { status: 429, code: "1113".into(), message: "Insufficient balance".into() }
+        );
+        let body = br#"{"error":{"code":"1302","message":"High concurrency"}}"#;
+        assert!(matches!(
+            status_error(super::super::glm::classify, 429, &HeaderMap::new(), body, now),
+            ProviderError::RateLimited { .. }
+        ));
+        let body = br#"{"error":{"type":"exceeded_current_quota_error","message":"Your account is suspended"}}"#;
+        assert!(matches!(
+            status_error(super::super::kimi::classify, 429, &HeaderMap::new(), body, now),
+            ProviderError::Account { status: 429, .. }
+        ));
+        let body = br#"{"error":{"type":"engine_overloaded_error","message":"busy"}}"#;
+        assert!(matches!(
+            status_error(super::super::kimi::classify, 429, &HeaderMap::new(), body, now),
+            ProviderError::RateLimited { .. }
+        ));
+        let e = status_error(by_status, 401, &HeaderMap::new(), br#"{"error":{"message":"bad key"}}"#, now);
         assert_eq!(e, ProviderError::Auth { status: 401, message: "bad key".into() });
-        assert!(matches!(status_error(403, &HeaderMap::new(), b"", now), ProviderError::Auth { status: 403, .. }));
-        let e = status_error(503, &HeaderMap::new(), b"<html>oops</html>", now);
+        assert!(matches!(
+            status_error(by_status, 403, &HeaderMap::new(), b"", now),
+            ProviderError::Auth { status: 403, .. }
+        ));
+        let e = status_error(by_status, 503, &HeaderMap::new(), b"<html>oops</html>", now);
         assert_eq!(e, ProviderError::Server { status: 503, message: "Service Unavailable".into() });
-        let e = status_error(400, &HeaderMap::new(), br#"{"detail":[{"msg":"field required"}]}"#, now);
+        let e = status_error(by_status, 400, &HeaderMap::new(), br#"{"detail":[{"msg":"field required"}]}"#, now);
         assert_eq!(e, ProviderError::BadRequest { status: 400, message: "field required".into() });
-        let e = status_error(404, &HeaderMap::new(), br#"{"error":"no such model"}"#, now);
+        let e = status_error(by_status, 404, &HeaderMap::new(), br#"{"error":"no such model"}"#, now);
         assert_eq!(e, ProviderError::BadRequest { status: 404, message: "no such model".into() });
         // GLM's shape: {"error":{"code":"1211","message":"..."}}
-        let e =
-            status_error(400, &HeaderMap::new(), r#"{"error":{"code":"1211","message":"模型不存在"}}"#.as_bytes(), now);
+        let e = status_error(
+            by_status,
+            400,
+            &HeaderMap::new(),
+            r#"{"error":{"code":"1211","message":"模型不存在"}}"#.as_bytes(),
+            now,
+        );
         assert_eq!(e, ProviderError::BadRequest { status: 400, message: "模型不存在".into() });
     }
 
@@ -190,16 +276,31 @@ mod tests {
         assert!(m.ends_with('…'));
         // A non-JSON body is never echoed (it could contain the request).
         assert_eq!(vendor_message(b"you said: secret prompt"), None);
+        // An echoed Authorization header is masked.
+        let m = vendor_message(br#"{"error":{"message":"bad header Bearer sk-live-abcdef123"}}"#).unwrap();
+        assert_eq!(m, "bad header Bearer ***");
     }
 
     #[test]
     fn send_errors_map_to_classes() {
+        let t = RequestTimeouts {
+            connect: Duration::from_secs(3),
+            first_byte: Duration::from_secs(4),
+            idle: Duration::from_secs(5),
+            total: Duration::from_secs(6),
+        };
         assert_eq!(
-            send_error(SendRequestError::Connect(ConnectError::Timeout)),
-            ProviderError::Timeout { phase: "connect" }
+            send_error(SendRequestError::Connect(ConnectError::Timeout), &t),
+            ProviderError::Timeout { phase: "connect", limit: Duration::from_secs(3) }
         );
-        assert_eq!(send_error(SendRequestError::Timeout), ProviderError::Timeout { phase: "request" });
+        assert_eq!(
+            send_error(SendRequestError::Timeout, &t),
+            ProviderError::Timeout { phase: "first_byte", limit: Duration::from_secs(4) }
+        );
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(matches!(send_error(SendRequestError::Connect(ConnectError::Io(refused))), ProviderError::Network(_)));
+        assert!(matches!(
+            send_error(SendRequestError::Connect(ConnectError::Io(refused)), &t),
+            ProviderError::Network(_)
+        ));
     }
 }

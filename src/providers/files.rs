@@ -13,9 +13,8 @@ use futures_util::Stream;
 use serde_json::Value;
 use std::io;
 use std::path::Path;
-use tokio::time::Instant;
 
-use super::http::{read_body, HttpCore, CONTENT_BODY_LIMIT, JSON_BODY_LIMIT};
+use super::http::{read_body, Clock, HttpCore, CONTENT_BODY_LIMIT, JSON_BODY_LIMIT};
 
 /// The framing of one upload: a `purpose` field, then the `file` part, then the trailer.
 #[derive(Debug, Clone)]
@@ -129,7 +128,7 @@ pub(crate) async fn upload(
     tee: Option<ChunkSink>,
     timeouts: &RequestTimeouts,
 ) -> Result<ProviderFile, ProviderError> {
-    let deadline = Instant::now() + timeouts.request;
+    let clock = Clock::start(timeouts);
     let meta = tokio::fs::metadata(path).await.map_err(|e| local_file_error(&e))?;
     if !meta.is_file() {
         return Err(ProviderError::Unsupported("the path to upload is not a regular file".into()));
@@ -141,8 +140,9 @@ pub(crate) async fn upload(
     let HashedChunks { chunks, digests } = hashed_chunks(path.to_path_buf(), size, tee);
     let body = SizedStream::new(length, upload.around(chunk_stream(chunks)));
     tracing::debug!(provider = %core.name(), bytes = size, "uploading a file");
-    let mut res = core.send(req, body, deadline, "request").await?;
-    let bytes = read_body(&mut res, deadline, JSON_BODY_LIMIT, false).await?;
+    // The upload streams while the head is awaited: only the total bounds it.
+    let mut res = core.send(req, body, clock.total(), &clock).await?;
+    let bytes = read_body(&mut res, &clock, JSON_BODY_LIMIT, false).await?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::Protocol(format!("upload answer is not valid JSON: {e}")))?;
     let mut file = file_of(&v, purpose)?;
@@ -164,10 +164,10 @@ pub(crate) async fn list(core: &HttpCore, timeouts: &RequestTimeouts) -> Result<
 /// `GET {base}/files/{id}/content`: `{"content": "..."}` (Kimi's extracted text) or the raw
 /// text.
 pub(crate) async fn content(core: &HttpCore, id: &str, timeouts: &RequestTimeouts) -> Result<String, ProviderError> {
-    let deadline = Instant::now() + timeouts.request;
+    let clock = Clock::start(timeouts);
     let req = core.request(Method::GET, &format!("/files/{}/content", path_segment(id)), timeouts);
-    let mut res = core.send(req, (), deadline, "request").await?;
-    let bytes = read_body(&mut res, deadline, CONTENT_BODY_LIMIT, false).await?;
+    let mut res = core.send(req, (), clock.first_byte(), &clock).await?;
+    let bytes = read_body(&mut res, &clock, CONTENT_BODY_LIMIT, false).await?;
     content_text(&bytes)
 }
 

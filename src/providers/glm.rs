@@ -14,8 +14,31 @@ use exai_actors::provider::types::{
 use serde_json::Value;
 use std::path::Path;
 
+use super::errors::VendorClass;
 use super::files;
 use super::http::HttpCore;
+
+/// Z.ai's business codes (docs.z.ai, "API error codes"), which decide before the HTTP status:
+/// Z.ai answers 429 for rate limits *and* for account problems.
+///
+/// - account, never retried: 1110 inactive, 1111 no such account, 1112 locked, 1113 in
+///   arrears / balance exhausted, 1120 abnormal, 1121 suspended, 1309 plan expired;
+/// - auth: 1000–1004 (missing, invalid or expired token);
+/// - rate limit: 1302 concurrency, 1303 frequency, 1304 daily limit, 1305 overloaded, 1308
+///   usage limit of the period;
+/// - client: 1210–1261 (bad parameters, unknown model, prompt too long), 1301 unsafe content;
+/// - server: 500, 1230–1234 (internal network errors).
+pub(crate) fn classify(_status: u16, code: &str) -> Option<VendorClass> {
+    let n: u32 = code.parse().ok()?;
+    Some(match n {
+        1110..=1113 | 1120 | 1121 | 1309 => VendorClass::Account,
+        1000..=1004 => VendorClass::Auth,
+        1302..=1305 | 1308 => VendorClass::RateLimit,
+        1230..=1234 | 500 => VendorClass::Server,
+        1210..=1229 | 1235..=1261 | 1301 => VendorClass::Client,
+        _ => return None,
+    })
+}
 use super::openai::chat_call;
 
 /// GLM transport.

@@ -1,6 +1,7 @@
 //! The HTTP core every vendor shares: one pooled awc client per connect timeout, the base
 //! URL, `Authorization: Bearer` (a sensitive header value, never printed) and the configured
-//! extra headers on every request, sending with a deadline, and bounded body reads.
+//! extra headers on every request, sending with a deadline, and bounded body reads whose
+//! every read must come within the idle limit ([`Clock`]: the phases of one request).
 
 use awc::body::MessageBody;
 use awc::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -15,8 +16,61 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 use tokio::time::{timeout_at, Instant};
 
-use super::errors::{payload_error, send_error, status_error};
+use super::errors::{payload_error, send_error, status_error, VendorClass};
 use super::TransportConfig;
+
+/// A deadline and the phase whose limit it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: Instant,
+    pub phase: &'static str,
+    pub limit: Duration,
+}
+
+impl Deadline {
+    /// The timeout error of this phase.
+    pub(crate) fn error(&self) -> ProviderError {
+        ProviderError::Timeout { phase: self.phase, limit: self.limit }
+    }
+
+    fn earliest(self, other: Deadline) -> Deadline {
+        if other.at < self.at {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// The phases of one request, from its start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    start: Instant,
+    t: RequestTimeouts,
+}
+
+impl Clock {
+    pub(crate) fn start(t: &RequestTimeouts) -> Clock {
+        Clock { start: Instant::now(), t: *t }
+    }
+
+    /// The end of the whole call.
+    pub(crate) fn total(&self) -> Deadline {
+        Deadline { at: self.start + self.t.total, phase: "total", limit: self.t.total }
+    }
+
+    /// Until the head (and a stream's first delta): the first-byte limit, within the total.
+    pub(crate) fn first_byte(&self) -> Deadline {
+        Deadline { at: self.start + self.t.first_byte, phase: "first_byte", limit: self.t.first_byte }
+            .earliest(self.total())
+    }
+
+    /// The next piece of a flowing body must come by this: the idle limit after the last
+    /// one, within the total.
+    pub(crate) fn idle_after(&self, last: Instant) -> Deadline {
+        Deadline { at: last + self.t.idle, phase: "idle", limit: self.t.idle }.earliest(self.total())
+    }
+}
 
 /// Clients kept for distinct connect timeouts (normally one).
 const MAX_CLIENTS: usize = 4;
@@ -34,6 +88,7 @@ pub(crate) struct HttpCore {
     auth: Option<HeaderValue>,
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     clients: RefCell<Vec<(Duration, Client)>>,
+    classify: fn(u16, &str) -> Option<VendorClass>,
 }
 
 impl fmt::Debug for HttpCore {
@@ -84,6 +139,11 @@ impl HttpCore {
             auth,
             extra_headers,
             clients: RefCell::new(Vec::new()),
+            classify: match cfg.kind {
+                super::VendorKind::Kimi => super::kimi::classify,
+                super::VendorKind::Glm => super::glm::classify,
+                super::VendorKind::OpenAiCompatible => super::errors::by_status,
+            },
         }
     }
 
@@ -125,32 +185,33 @@ impl HttpCore {
         req
     }
 
-    /// Sends `body`; the response head must arrive by `deadline`, else `Timeout { phase }`.
+    /// Sends `body`; the response head must arrive by `deadline`, else its phase's timeout.
     /// A non-success status becomes the mapped error (its body read, bounded, for the
     /// vendor's message).
     pub(crate) async fn send<B: MessageBody + 'static>(
         &self,
         req: ClientRequest,
         body: B,
-        deadline: Instant,
-        phase: &'static str,
+        deadline: Deadline,
+        clock: &Clock,
     ) -> Result<ClientResponse, ProviderError> {
-        let mut res = match timeout_at(deadline, req.send_body(body)).await {
-            Err(_) => return Err(ProviderError::Timeout { phase }),
-            Ok(Err(e)) => return Err(send_error(e)),
+        let mut res = match timeout_at(deadline.at, req.send_body(body)).await {
+            Err(_) => return Err(deadline.error()),
+            Ok(Err(e)) => return Err(send_error(e, &clock.t)),
             Ok(Ok(res)) => res,
         };
         let status = res.status();
         if status.is_success() {
             return Ok(res);
         }
-        let body = read_body(&mut res, deadline, ERROR_BODY_LIMIT, true).await.unwrap_or_default();
-        let err = status_error(status.as_u16(), res.headers(), &body, SystemTime::now());
+        let body = read_body(&mut res, clock, ERROR_BODY_LIMIT, true).await.unwrap_or_default();
+        let err = status_error(self.classify, status.as_u16(), res.headers(), &body, SystemTime::now());
         tracing::debug!(provider = %self.name, status = status.as_u16(), error = %err, "provider answered an error");
         Err(err)
     }
 
-    /// Sends a JSON body (or none) and reads a JSON answer, all within `timeouts.request`.
+    /// Sends a JSON body (or none) and reads a JSON answer: the head within the first-byte
+    /// limit, the body read with the idle limit, all within the total.
     pub(crate) async fn json_call(
         &self,
         method: Method,
@@ -158,16 +219,17 @@ impl HttpCore {
         body: Option<&Value>,
         timeouts: &RequestTimeouts,
     ) -> Result<Value, ProviderError> {
-        let deadline = Instant::now() + timeouts.request;
+        let clock = Clock::start(timeouts);
         let req = self.request(method, path, timeouts);
         let mut res = match body {
             Some(b) => {
                 let bytes = Bytes::from(serde_json::to_vec(b).map_err(|e| ProviderError::Protocol(e.to_string()))?);
-                self.send(req.insert_header((CONTENT_TYPE, "application/json")), bytes, deadline, "request").await?
+                self.send(req.insert_header((CONTENT_TYPE, "application/json")), bytes, clock.first_byte(), &clock)
+                    .await?
             }
-            None => self.send(req, (), deadline, "request").await?,
+            None => self.send(req, (), clock.first_byte(), &clock).await?,
         };
-        let bytes = read_body(&mut res, deadline, JSON_BODY_LIMIT, false).await?;
+        let bytes = read_body(&mut res, &clock, JSON_BODY_LIMIT, false).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -175,21 +237,24 @@ impl HttpCore {
     }
 }
 
-/// Reads a whole body, up to `limit` bytes, before `deadline`. With `truncate`, a body over
-/// the limit is cut rather than refused.
+/// Reads a whole body, up to `limit` bytes: each read within the idle limit of the last one,
+/// all within the total. With `truncate`, a body over the limit is cut rather than refused.
 pub(crate) async fn read_body(
     res: &mut ClientResponse,
-    deadline: Instant,
+    clock: &Clock,
     limit: usize,
     truncate: bool,
 ) -> Result<Bytes, ProviderError> {
     let mut buf = BytesMut::new();
+    let mut last = Instant::now();
     loop {
-        match timeout_at(deadline, res.next()).await {
-            Err(_) => return Err(ProviderError::Timeout { phase: "request" }),
+        let deadline = clock.idle_after(last);
+        match timeout_at(deadline.at, res.next()).await {
+            Err(_) => return Err(deadline.error()),
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => return Err(payload_error(e)),
             Ok(Some(Ok(chunk))) => {
+                last = Instant::now();
                 if buf.len() + chunk.len() > limit {
                     if truncate {
                         let room = limit - buf.len();

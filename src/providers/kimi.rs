@@ -14,8 +14,29 @@ use exai_actors::provider::types::{
 use serde_json::Value;
 use std::path::Path;
 
+use super::errors::VendorClass;
 use super::files;
 use super::http::HttpCore;
+
+/// Moonshot's error types (`error.type`, platform.moonshot.ai "Error codes"), which decide
+/// before the HTTP status:
+///
+/// - account, never retried: `exceeded_current_quota_error` (429: balance exhausted or account
+///   not active), `permission_denied_error` (403: suspended / not allowed);
+/// - auth: `invalid_authentication_error`, `incorrect_api_key_error` (401);
+/// - rate limit: `rate_limit_reached_error`, `engine_overloaded_error` (429);
+/// - client: `invalid_request_error`, `resource_not_found_error`, `content_filter`;
+/// - server: `server_error`, `unexpected_output`.
+pub(crate) fn classify(_status: u16, code: &str) -> Option<VendorClass> {
+    Some(match code {
+        "exceeded_current_quota_error" | "permission_denied_error" => VendorClass::Account,
+        "invalid_authentication_error" | "incorrect_api_key_error" => VendorClass::Auth,
+        "rate_limit_reached_error" | "engine_overloaded_error" => VendorClass::RateLimit,
+        "invalid_request_error" | "resource_not_found_error" | "content_filter" => VendorClass::Client,
+        "server_error" | "unexpected_output" => VendorClass::Server,
+        _ => return None,
+    })
+}
 use super::openai::chat_call;
 
 /// Kimi transport.

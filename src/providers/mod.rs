@@ -12,11 +12,10 @@
 //! ([`RequestTimeouts`](exai_actors::provider::types::RequestTimeouts)):
 //!
 //! - `connect`: TCP connect plus TLS handshake (the awc connector's timeout);
-//! - `request`: from the start of the call until the response head of a stream, or until the
-//!   whole body of anything else (non-streamed chat, files, web search);
-//! - `first_token`: from the start of a streamed call until its first content or reasoning
-//!   delta;
-//! - `stream`: from the start of a streamed call until its end.
+//! - `first_byte`: from the start of the request until the response head, and for a stream
+//!   until its first content or reasoning delta;
+//! - `idle`: the longest gap between two pieces of a flowing body (stream chunks, body reads);
+//! - `total`: the whole request (the runner passes what is left of the call's budget).
 //!
 //! The API key is sent per request as `Authorization: Bearer <key>`; it never appears in logs,
 //! errors or `Debug` output.
@@ -155,9 +154,9 @@ mod tests {
         let t = factory();
         let limits = exai_actors::provider::types::RequestTimeouts {
             connect: std::time::Duration::from_secs(1),
-            request: std::time::Duration::from_secs(1),
-            first_token: std::time::Duration::from_secs(1),
-            stream: std::time::Duration::from_secs(1),
+            first_byte: std::time::Duration::from_secs(1),
+            idle: std::time::Duration::from_secs(1),
+            total: std::time::Duration::from_secs(1),
         };
         let err = t.web_search(&serde_json::json!({}), &limits).await.unwrap_err();
         assert!(matches!(err, exai_actors::provider::types::ProviderError::Unsupported(_)));

@@ -1,5 +1,5 @@
 //! The OpenAI-compatible core shared by every vendor: one chat call (plain, or streamed as SSE
-//! with its deltas delivered as they arrive and the first-token / stream deadlines), and the
+//! with its deltas delivered as they arrive and the first-byte / idle / total deadlines), and the
 //! transport for plain OpenAI-compatible servers (Ollama, vLLM, OpenRouter, ...). Request
 //! bodies come from `exai_actors::provider::payload`, the one place the vendor rules live.
 
@@ -21,12 +21,15 @@ use tokio::time::{timeout_at, Instant};
 
 use super::errors::payload_error;
 use super::files;
-use super::http::{read_body, HttpCore, JSON_BODY_LIMIT};
+use super::http::{read_body, Clock, HttpCore, JSON_BODY_LIMIT};
 use super::response::{parse_completion, Step, StreamAccumulator};
 use super::sse::SseParser;
 
-/// One `POST {base}/chat/completions` with `body` (from `payload::chat_body`). `stream` selects SSE; then `on_event` gets every
-/// content / reasoning delta as it arrives and the result holds the whole answer.
+/// One `POST {base}/chat/completions` with `body` (from `payload::chat_body`). `stream` selects
+/// SSE; then `on_event` gets every content / reasoning delta as it arrives and the result holds
+/// the whole answer. Phases ([`Clock`]): the head (and a stream's first delta) within
+/// `first_byte`, every later piece within `idle` of the previous one, all within `total` — a
+/// stream that keeps flowing runs until the total.
 pub(crate) async fn chat_call(
     core: &HttpCore,
     body: &Value,
@@ -35,7 +38,7 @@ pub(crate) async fn chat_call(
     timeouts: &RequestTimeouts,
     on_event: &mut dyn FnMut(StreamEvent),
 ) -> Result<ChatResponse, ProviderError> {
-    let start = Instant::now();
+    let clock = Clock::start(timeouts);
     let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?);
     let mut req = core
         .request(Method::POST, "/chat/completions", timeouts)
@@ -44,33 +47,17 @@ pub(crate) async fn chat_call(
     for (k, v) in headers {
         req = req.insert_header((k.clone(), v.clone()));
     }
-    let request_deadline = start + timeouts.request;
+    let mut res = core.send(req, bytes, clock.first_byte(), &clock).await?;
     if !stream {
-        let mut res = core.send(req, bytes, request_deadline, "request").await?;
-        let body = read_body(&mut res, request_deadline, JSON_BODY_LIMIT, false).await?;
+        let body = read_body(&mut res, &clock, JSON_BODY_LIMIT, false).await?;
         return parse_completion(&body);
     }
-    let deadlines = StreamDeadlines { first_token: start + timeouts.first_token, stream: start + timeouts.stream };
-    // The head must come before the request deadline, and before the first-token and stream
-    // deadlines too (some servers hold the head until the first token).
-    let (head_deadline, head_phase) =
-        [(request_deadline, "request"), (deadlines.first_token, "first_token"), (deadlines.stream, "stream")]
-            .into_iter()
-            .min_by_key(|(d, _)| *d)
-            .unwrap_or((request_deadline, "request"));
-    let res = core.send(req, bytes, head_deadline, head_phase).await?;
-    read_stream(res, deadlines, on_event).await
-}
-
-#[derive(Debug, Clone, Copy)]
-struct StreamDeadlines {
-    first_token: Instant,
-    stream: Instant,
+    read_stream(res, &clock, on_event).await
 }
 
 async fn read_stream(
     mut res: ClientResponse,
-    deadlines: StreamDeadlines,
+    clock: &Clock,
     on_event: &mut dyn FnMut(StreamEvent),
 ) -> Result<ChatResponse, ProviderError> {
     let is_sse = res
@@ -80,7 +67,7 @@ async fn read_stream(
         .is_none_or(|ct| ct.starts_with("text/event-stream"));
     if !is_sse {
         // A server that ignored `stream: true` and answered in one piece.
-        let body = read_body(&mut res, deadlines.stream, JSON_BODY_LIMIT, false).await?;
+        let body = read_body(&mut res, clock, JSON_BODY_LIMIT, false).await?;
         let answer = parse_completion(&body)?;
         if let Some(r) = answer.reasoning.as_ref().filter(|r| !r.is_empty()) {
             on_event(StreamEvent::Reasoning(r.clone()));
@@ -94,16 +81,15 @@ async fn read_stream(
     let mut acc = StreamAccumulator::new();
     let mut events = Vec::new();
     let mut got_token = false;
+    let mut last = Instant::now();
     loop {
-        let (deadline, phase) = if !got_token && deadlines.first_token < deadlines.stream {
-            (deadlines.first_token, "first_token")
-        } else {
-            (deadlines.stream, "stream")
-        };
-        let next = match timeout_at(deadline, res.next()).await {
-            Err(_) => return Err(ProviderError::Timeout { phase }),
+        // Until the first delta: the first-byte limit; then the idle gap since the last piece.
+        let deadline = if got_token { clock.idle_after(last) } else { clock.first_byte() };
+        let next = match timeout_at(deadline.at, res.next()).await {
+            Err(_) => return Err(deadline.error()),
             Ok(next) => next,
         };
+        last = Instant::now();
         let ended = next.is_none();
         match next {
             None => parser.finish(&mut events)?,

@@ -6,6 +6,7 @@
 mod chat;
 mod faults;
 mod files;
+mod sim;
 mod vendors;
 
 use exai::providers::{transport_factory, TransportConfig, VendorKind};
@@ -32,8 +33,8 @@ fn transport(mock: &MockProvider, kind: VendorKind) -> Box<dyn ProviderTransport
     transport_factory(config(mock.base_url(), kind))()
 }
 
-fn timeouts(request: Duration, first_token: Duration, stream: Duration) -> RequestTimeouts {
-    RequestTimeouts { connect: Duration::from_secs(5), request, first_token, stream }
+fn timeouts(first_byte: Duration, idle: Duration, total: Duration) -> RequestTimeouts {
+    RequestTimeouts { connect: Duration::from_secs(5), first_byte, idle, total }
 }
 
 /// Long enough never to fire in a healthy run.

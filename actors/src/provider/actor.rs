@@ -18,7 +18,9 @@
 //! The caller holds the sending half of a `cancel` channel: when the caller's future is
 //! dropped (MCP cancel, legacy cancel, disconnect, timeout) the request future here sees the
 //! channel close and drops the HTTP request at once. Retries follow the [`RetryPolicy`] by
-//! error class, never after a streamed chunk reached the caller and never after a cancel.
+//! error class, never after a streamed chunk reached the caller, never after a cancel, and
+//! never when the wait would outlast the call's budget (`RequestTimeouts::total`, shared by all
+//! attempts). The breaker counts every failed attempt, and once it opens the retries stop.
 
 use super::breaker::{BreakerHandle, BreakerPermit};
 use super::retry::RetryPolicy;
@@ -87,6 +89,8 @@ pub struct ChatOutcome {
     pub attempts: u32,
     /// Time spent in provider requests and retry waits, ms.
     pub provider_ms: f64,
+    /// Whether output was streamed to the caller (no fallback may follow a failure then).
+    pub streamed: bool,
 }
 
 /// A Files API or web-search operation.
@@ -224,12 +228,49 @@ impl Runner {
         }
     }
 
+    /// The timeouts of one attempt: what is left of the call's `total` (`None` once spent).
+    fn attempt_timeouts(&self, deadline: Instant) -> Option<RequestTimeouts> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| self.timeouts.with_total(left))
+    }
+
+    /// An attempt cut by what was left of the budget reports the configured total.
+    fn budget_error(&self, e: ProviderError) -> ProviderError {
+        match e {
+            ProviderError::Timeout { phase: "total", .. } => {
+                ProviderError::Timeout { phase: "total", limit: self.timeouts.total }
+            }
+            other => other,
+        }
+    }
+
+    /// What to do after attempt `attempts` failed with `e`: the delay before the next one, or
+    /// `None` to give up — the class allows no more, output already streamed, or the wait
+    /// (a `Retry-After` above all) would not end before the call's deadline.
+    fn retry_delay(&self, e: &ProviderError, attempts: u32, streamed: bool, deadline: Instant) -> Option<Duration> {
+        if streamed {
+            return None;
+        }
+        let d = self.retry.next_delay(e, attempts)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if d >= left {
+            tracing::info!(provider = %self.name, class = e.class().as_str(), wait_ms = d.as_millis() as u64,
+                           left_ms = left.as_millis() as u64, "not retrying: the wait outlasts the call's budget");
+            return None;
+        }
+        Some(d)
+    }
+
     pub(super) async fn chat(&self, msg: Chat) -> Result<ChatOutcome, ProviderError> {
-        let Chat { req, events, mut cancel, permits, breaker } = msg;
+        let Chat { req, events, mut cancel, permits, mut breaker } = msg;
         let started = Instant::now();
+        let deadline = started + self.timeouts.total;
         let mut attempts = 0u32;
         let mut streamed = false;
         let result = loop {
+            let Some(timeouts) = self.attempt_timeouts(deadline) else {
+                break Err(ProviderError::Timeout { phase: "total", limit: self.timeouts.total });
+            };
             attempts += 1;
             self.metrics.provider_requests.with_label_values(&[&self.name]).inc();
             let t0 = Instant::now();
@@ -241,17 +282,20 @@ impl Runner {
                     }
                 };
                 tokio::select! {
-                    r = self.transport.chat(&req, &self.timeouts, &mut on_event) => r,
+                    r = self.transport.chat(&req, &timeouts, &mut on_event) => r,
                     _ = &mut cancel => Err(ProviderError::Cancelled),
                 }
             };
             self.metrics.provider_seconds.with_label_values(&[&self.name]).observe(t0.elapsed().as_secs_f64());
-            match res {
+            match res.map_err(|e| self.budget_error(e)) {
                 Ok(r) => break Ok(r),
                 Err(ProviderError::Cancelled) => break Err(ProviderError::Cancelled),
                 Err(e) => {
                     self.count_error(&e);
-                    let delay = if streamed { None } else { self.retry.next_delay(&e, attempts) };
+                    // The breaker counts attempts: each failed one is recorded now, and a
+                    // breaker that opened meanwhile ends the retries.
+                    let open = e.counts_as_failure() && breaker.attempt_failed();
+                    let delay = if open { None } else { self.retry_delay(&e, attempts, streamed, deadline) };
                     match delay {
                         Some(d) => {
                             self.metrics.provider_retries.with_label_values(&[&self.name, e.class().as_str()]).inc();
@@ -269,19 +313,27 @@ impl Runner {
         drop(permits);
         match &result {
             Ok(_) => breaker.success(),
-            Err(e) if e.counts_as_failure() => breaker.failure(),
             Err(_) => drop(breaker),
         }
-        result.map(|response| ChatOutcome { response, attempts, provider_ms: started.elapsed().as_secs_f64() * 1000.0 })
+        result.map(|response| ChatOutcome {
+            response,
+            attempts,
+            provider_ms: started.elapsed().as_secs_f64() * 1000.0,
+            streamed,
+        })
     }
 
     async fn file(self, msg: FileOp) -> Result<FileReply, ProviderError> {
-        let FileOp { op, mut cancel, permits, breaker } = msg;
+        let FileOp { op, mut cancel, permits, mut breaker } = msg;
+        let deadline = Instant::now() + self.timeouts.total;
         let mut attempts = 0u32;
         let result = loop {
+            let Some(timeouts) = self.attempt_timeouts(deadline) else {
+                break Err(ProviderError::Timeout { phase: "total", limit: self.timeouts.total });
+            };
             attempts += 1;
             self.metrics.provider_requests.with_label_values(&[&self.name]).inc();
-            let t = &self.timeouts;
+            let t = &timeouts;
             let fut = async {
                 match &op {
                     FileRequest::Upload { path, filename, purpose, tee } => {
@@ -297,12 +349,13 @@ impl Runner {
                 r = fut => r,
                 _ = &mut cancel => Err(ProviderError::Cancelled),
             };
-            match res {
+            match res.map_err(|e| self.budget_error(e)) {
                 Ok(r) => break Ok(r),
                 Err(ProviderError::Cancelled) => break Err(ProviderError::Cancelled),
                 Err(e) => {
                     self.count_error(&e);
-                    match self.retry.next_delay(&e, attempts) {
+                    let open = e.counts_as_failure() && breaker.attempt_failed();
+                    match if open { None } else { self.retry_delay(&e, attempts, false, deadline) } {
                         Some(d) => {
                             self.metrics.provider_retries.with_label_values(&[&self.name, e.class().as_str()]).inc();
                             if self.backoff(d, &mut cancel).await {
@@ -317,7 +370,6 @@ impl Runner {
         drop(permits);
         match &result {
             Ok(_) => breaker.success(),
-            Err(e) if e.counts_as_failure() => breaker.failure(),
             Err(_) => drop(breaker),
         }
         result

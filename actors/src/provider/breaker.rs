@@ -515,14 +515,41 @@ impl BreakerPermit {
         matches!(self.kind, PermitKind::Probe(_))
     }
 
+    /// One attempt of this call failed in a way that counts against the provider: recorded
+    /// at once (the breaker counts attempts, not calls). Returns `true` when the call should
+    /// not try again — the breaker is no longer closed, or this was a half-open probe (whose
+    /// failure reopens it).
+    pub fn attempt_failed(&mut self) -> bool {
+        if self.reported {
+            return true;
+        }
+        match self.kind {
+            PermitKind::Normal => {
+                self.shared.on_outcome(self.kind, Outcome::Failure);
+                self.shared.state.load(Ordering::Acquire) != BreakerState::Closed.code()
+            }
+            PermitKind::Probe(_) => {
+                self.reported = true;
+                self.shared.on_outcome(self.kind, Outcome::Failure);
+                true
+            }
+        }
+    }
+
     /// The call succeeded.
     pub fn success(mut self) {
+        if self.reported {
+            return;
+        }
         self.reported = true;
         self.shared.on_outcome(self.kind, Outcome::Success);
     }
 
     /// The call failed in a way that counts against the provider.
     pub fn failure(mut self) {
+        if self.reported {
+            return;
+        }
         self.reported = true;
         self.shared.on_outcome(self.kind, Outcome::Failure);
     }

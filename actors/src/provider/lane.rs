@@ -49,6 +49,11 @@ impl Lane {
         Lane { id: NEXT_LANE.fetch_add(1, Ordering::Relaxed), cfg, metrics, link: Arc::new(RwLock::new(None)) }
     }
 
+    /// The provider's phase timeouts.
+    pub fn timeouts(&self) -> &super::types::RequestTimeouts {
+        &self.cfg.timeouts
+    }
+
     /// Link a new actor incarnation: the lane serves while the returned guard lives.
     pub fn link(&self) -> LaneGuard {
         let (tx, rx) = watch::channel(());

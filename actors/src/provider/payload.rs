@@ -13,10 +13,11 @@
 //!   Kimi reports a stream's usage in its last choice and GLM in its last chunk without it, and
 //!   neither documents the field;
 //! - web search: Kimi's builtin `$web_search` function tool, GLM's `web_search` tool
-//!   (`search_pro_jina`, results returned); an injected tool comes with `tool_choice: "auto"`
+//!   (`enable: true`, `search_pro_jina`, results returned); an injected tool comes with `tool_choice: "auto"`
 //!   unless the caller chose one (what the Python predecessor sent to both vendors); a builtin
 //!   the caller passed already is not added twice; other providers have no web search;
-//! - thinking: GLM `"thinking": {"type": "enabled"}`; Kimi needs nothing in the body (its
+//! - thinking: GLM `"thinking": {"type": "enabled"}` when asked for, `"disabled"` when turned off
+//!   (thinking mode minimal or low), nothing when unspecified; Kimi needs nothing in the body (its
 //!   thinking models answer with `reasoning_content` on their own);
 //! - GLM `tool_stream: true` only when streaming with the caller's own `function` tools;
 //! - `reasoning_content` of assistant messages (Kimi's thinking models need it kept during
@@ -72,7 +73,8 @@ pub fn kimi_web_search_tool() -> Value {
 
 /// GLM's in-chat web search tool.
 pub fn glm_web_search_tool() -> Value {
-    json!({ "type": "web_search", "web_search": { "search_engine": "search_pro_jina", "search_result": true } })
+    json!({ "type": "web_search",
+            "web_search": { "enable": true, "search_engine": "search_pro_jina", "search_result": true } })
 }
 
 /// The chat completions body for `req` under `kind`'s rules (always a JSON object).
@@ -112,8 +114,14 @@ pub fn chat_body(kind: PayloadKind, req: &ChatRequest) -> Value {
         None => {}
     }
     if kind == PayloadKind::Glm {
-        if req.thinking {
-            body.insert("thinking".into(), json!({ "type": "enabled" }));
+        match req.thinking {
+            Some(true) => {
+                body.insert("thinking".into(), json!({ "type": "enabled" }));
+            }
+            Some(false) => {
+                body.insert("thinking".into(), json!({ "type": "disabled" }));
+            }
+            None => {}
         }
         if req.stream && has_function_tools {
             body.insert("tool_stream".into(), json!(true));
@@ -271,24 +279,36 @@ mod tests {
         let r = ChatRequest { web_search: true, tools: Some(vec![kimi_web_search_tool()]), ..req() };
         assert!(chat_body(PayloadKind::Kimi, &r).get("tool_choice").is_none());
         // Thinking and streaming with tools add nothing for Kimi.
-        let r = ChatRequest { thinking: true, stream: true, tools: Some(vec![fn_tool("f")]), ..req() };
+        let r = ChatRequest { thinking: Some(true), stream: true, tools: Some(vec![fn_tool("f")]), ..req() };
         let b = chat_body(PayloadKind::Kimi, &r);
         assert!(b.get("thinking").is_none() && b.get("tool_stream").is_none());
     }
 
     #[test]
     fn glm_thinking_web_search_and_tool_stream() {
-        let b = chat_body(PayloadKind::Glm, &ChatRequest { thinking: true, ..req() });
+        let b = chat_body(PayloadKind::Glm, &ChatRequest { thinking: Some(true), ..req() });
         assert_eq!(b["thinking"], json!({ "type": "enabled" }));
+        let b = chat_body(PayloadKind::Glm, &ChatRequest { thinking: Some(false), ..req() });
+        assert_eq!(b["thinking"], json!({ "type": "disabled" }), "thinking can be turned off");
+        assert!(chat_body(PayloadKind::Kimi, &ChatRequest { thinking: Some(false), ..req() })
+            .get("thinking")
+            .is_none());
+        assert!(chat_body(PayloadKind::Glm, &req()).get("thinking").is_none(), "unspecified: the model's default");
         let b = chat_body(PayloadKind::Glm, &ChatRequest { web_search: true, ..req() });
         assert_eq!(
             b["tools"],
-            json!([{ "type": "web_search", "web_search": { "search_engine": "search_pro_jina", "search_result": true } }])
+            json!([{ "type": "web_search",
+                     "web_search": { "enable": true, "search_engine": "search_pro_jina", "search_result": true } }])
         );
         assert_eq!(b["tool_choice"], json!("auto"));
         assert!(b.get("tool_stream").is_none(), "no caller tools, no tool_stream");
-        let all =
-            ChatRequest { thinking: true, web_search: true, stream: true, tools: Some(vec![fn_tool("f")]), ..req() };
+        let all = ChatRequest {
+            thinking: Some(true),
+            web_search: true,
+            stream: true,
+            tools: Some(vec![fn_tool("f")]),
+            ..req()
+        };
         let b = chat_body(PayloadKind::Glm, &all);
         assert_eq!(b["tools"], json!([fn_tool("f"), glm_web_search_tool()]));
         assert_eq!(b["thinking"], json!({ "type": "enabled" }));
@@ -303,8 +323,13 @@ mod tests {
 
     #[test]
     fn openai_ignores_vendor_features() {
-        let r =
-            ChatRequest { thinking: true, web_search: true, stream: true, tools: Some(vec![fn_tool("f")]), ..req() };
+        let r = ChatRequest {
+            thinking: Some(true),
+            web_search: true,
+            stream: true,
+            tools: Some(vec![fn_tool("f")]),
+            ..req()
+        };
         let b = chat_body(PayloadKind::OpenAi, &r);
         assert_eq!(b["tools"], json!([fn_tool("f")]));
         assert!(b.get("thinking").is_none());
@@ -324,7 +349,7 @@ mod tests {
         extra.insert("stream".into(), json!(false));
         extra.insert("tools".into(), json!([]));
         let r = ChatRequest {
-            thinking: true,
+            thinking: Some(true),
             stream: true,
             web_search: true,
             tools: Some(vec![fn_tool("f")]),

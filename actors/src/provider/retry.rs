@@ -5,11 +5,11 @@
 //!
 //! | Class | Attempts | Delay |
 //! |---|---|---|
-//! | rate limit (429) | 3 | `Retry-After` when given (capped at 60 s), else exponential 1 s × 2ⁿ, cap 30 s |
+//! | rate limit (429) | 3 | `Retry-After` when given (above 60 s: give up at once), else exponential 1 s × 2ⁿ, cap 30 s |
 //! | timeout | 2 | fixed 1 s |
 //! | server (5xx) | 5 | exponential 0.5 s × 2ⁿ, cap 10 s |
 //! | network | 4 | exponential with full jitter: uniform in [0, min(5 s, 0.25 s × 2ⁿ)] |
-//! | auth, client (4xx), protocol, local | 1 | never retried |
+//! | auth, account (balance, locked, quota), client (4xx), protocol, local | 1 | never retried |
 //!
 //! The policy only answers "how long until the next try". The caller must still not retry
 //! once streamed output has reached the client, after the client cancelled or went away, or
@@ -30,7 +30,7 @@ pub struct RetryConfig {
     pub rate_limit_base_ms: u64,
     /// Rate limit: longest backoff without `Retry-After`.
     pub rate_limit_max_ms: u64,
-    /// Longest wait honoured from a `Retry-After` header.
+    /// Longest wait honoured from a `Retry-After` header (a longer one ends the call at once).
     pub retry_after_max_ms: u64,
     /// Timeout: attempts in total.
     pub timeout_attempts: u32,
@@ -157,7 +157,9 @@ impl RetryPolicy {
             ErrorClass::Timeout => Some(&self.timeout),
             ErrorClass::Server => Some(&self.server),
             ErrorClass::Network => Some(&self.network),
-            ErrorClass::Auth | ErrorClass::Client | ErrorClass::Protocol | ErrorClass::Local => None,
+            ErrorClass::Auth | ErrorClass::Client | ErrorClass::Protocol | ErrorClass::Account | ErrorClass::Local => {
+                None
+            }
         }
     }
 
@@ -184,7 +186,9 @@ impl RetryPolicy {
             return None;
         }
         if let ProviderError::RateLimited { retry_after: Some(after), .. } = err {
-            return Some((*after).min(self.retry_after_max));
+            // A wait longer than we honour is not shortened (the vendor would refuse again):
+            // the caller gets the error, with the vendor's `retry_after`, at once.
+            return (*after <= self.retry_after_max).then_some(*after);
         }
         let ceiling = rule.ceiling(attempts_made);
         Some(match rule.backoff {
@@ -230,11 +234,12 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.next_delay(&rate_limited(Some(ms(7_500))), 1), Some(ms(7_500)));
         assert_eq!(p.next_delay(&rate_limited(Some(ms(0))), 2), Some(ms(0)));
-        assert_eq!(p.next_delay(&rate_limited(Some(Duration::from_secs(3_600))), 1), Some(ms(60_000)));
+        assert_eq!(p.next_delay(&rate_limited(Some(ms(60_000))), 1), Some(ms(60_000)));
+        assert_eq!(p.next_delay(&rate_limited(Some(Duration::from_secs(3_600))), 1), None, "beyond the cap: give up");
         // Still only three attempts in total.
         assert_eq!(p.next_delay(&rate_limited(Some(ms(10))), 3), None);
         let custom = RetryPolicy::from(&RetryConfig { retry_after_max_ms: 5_000, ..RetryConfig::default() });
-        assert_eq!(custom.next_delay(&rate_limited(Some(ms(9_000))), 1), Some(ms(5_000)));
+        assert_eq!(custom.next_delay(&rate_limited(Some(ms(9_000))), 1), None);
     }
 
     #[test]
@@ -248,11 +253,15 @@ mod tests {
     #[test]
     fn timeout_retries_once_after_a_fixed_delay() {
         let p = RetryPolicy::default();
-        for phase in ["connect", "first_token", "stream", "request"] {
-            assert_eq!(schedule(&p, &ProviderError::Timeout { phase }), vec![ms(1_000)], "{phase}");
+        for phase in ["connect", "first_byte", "idle", "total"] {
+            let e = ProviderError::Timeout { phase, limit: ms(5) };
+            assert_eq!(schedule(&p, &e), vec![ms(1_000)], "{phase}");
         }
         let cfg = RetryConfig { timeout_attempts: 4, timeout_base_ms: 300, ..RetryConfig::default() };
-        assert_eq!(schedule(&RetryPolicy::from(&cfg), &ProviderError::Timeout { phase: "request" }), vec![ms(300); 3]);
+        assert_eq!(
+            schedule(&RetryPolicy::from(&cfg), &ProviderError::Timeout { phase: "total", limit: ms(5) }),
+            vec![ms(300); 3]
+        );
     }
 
     #[test]
@@ -300,6 +309,7 @@ mod tests {
             ProviderError::CircuitOpen { provider: "kimi".into(), retry_after_secs: 3 },
             ProviderError::OverCapacity { provider: "glm".into(), limit: "provider".into(), retry_after_secs: 1 },
             ProviderError::Unsupported("no files".into()),
+            ProviderError::Account { status: 429, code: "1113".into(), message: "balance".into() },
         ];
         for e in &errors {
             assert_eq!(p.next_delay(e, 1), None, "{e}");

@@ -38,11 +38,11 @@ impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
             default_model: "glm-4.5-flash".into(),
-            kimi_default_model: "kimi-k2-0905-preview".into(),
-            kimi_speed_model: "kimi-k2-turbo-preview".into(),
-            kimi_quality_model: "kimi-thinking-preview".into(),
+            kimi_default_model: "kimi-k2.6".into(),
+            kimi_speed_model: "kimi-k2.7-code-highspeed".into(),
+            kimi_quality_model: "kimi-k3".into(),
             glm_speed_model: "glm-4.5-flash".into(),
-            glm_quality_model: "glm-4.6".into(),
+            glm_quality_model: "glm-5.1".into(),
         }
     }
 }
@@ -137,17 +137,17 @@ mod tests {
         let (s, _) = auto_slot("chat", None);
         assert_eq!(slot_model(&c, s, "chat", false), "glm-4.5-flash");
         let (s, _) = auto_slot("thinkdeep", None);
-        assert_eq!(slot_model(&c, s, "thinkdeep", false), "kimi-thinking-preview");
+        assert_eq!(slot_model(&c, s, "thinkdeep", false), "kimi-k3");
         let first = StepInfo { step_number: 1, total_steps: 3, next_step_required: true, deep: false };
         let last = StepInfo { step_number: 3, total_steps: 3, next_step_required: false, deep: false };
         assert_eq!(slot_model(&c, auto_slot("analyze", Some(&first)).0, "analyze", false), "glm-4.5-flash");
-        assert_eq!(slot_model(&c, auto_slot("analyze", Some(&last)).0, "analyze", false), "glm-4.6");
+        assert_eq!(slot_model(&c, auto_slot("analyze", Some(&last)).0, "analyze", false), "glm-5.1");
         assert_eq!(slot_model(&c, auto_slot("codereview", Some(&first)).0, "codereview", false), "glm-4.5-flash");
-        assert_eq!(slot_model(&c, auto_slot("codereview", Some(&last)).0, "codereview", false), "glm-4.6");
+        assert_eq!(slot_model(&c, auto_slot("codereview", Some(&last)).0, "codereview", false), "glm-5.1");
         assert_eq!(
             slot_model(&c, auto_slot("kimi_chat_with_tools", None).0, "kimi_chat_with_tools", false),
-            "kimi-k2-turbo-preview"
+            "kimi-k2.7-code-highspeed"
         );
-        assert_eq!(counterpart(&c, "glm-4.6").as_deref(), Some("kimi-thinking-preview"));
+        assert_eq!(counterpart(&c, "glm-5.1").as_deref(), Some("kimi-k3"));
     }
 }

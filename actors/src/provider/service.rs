@@ -8,13 +8,20 @@
 //! request then runs on the calling thread through the provider's [`Lane`] (no hop to the
 //! actor's thread), owned by this future: dropping the call (cancel, disconnect, timeout)
 //! aborts the provider request. Files API operations go to the provider's actor.
-//! Streamed chunks are forwarded to the caller's progress sink as they arrive.
+//! Streamed chunks are forwarded to the caller's progress sink as they arrive; while nothing
+//! arrives, a keep-alive progress notification goes out every `keepalive` (MCP clients that
+//! asked for progress see the call alive through a thinking model's silence).
+//!
+//! A candidate that fails after the retries of a retryable class (rate limit, timeout, server,
+//! network) or with an account error hands over to the next candidate unless output already
+//! reached the caller. Permit and breaker acquisition happen in one place,
+//! [`ProviderSet::admit`].
 
 use super::actor::{Chat, ChatOutcome, FileOp, FileReply, FileRequest, InflightGauge, Permits, ProviderActor};
-use super::breaker::BreakerHandle;
+use super::breaker::{BreakerHandle, BreakerPermit};
 use super::lane::Lane;
 use super::router::{auto_slot, counterpart, slot_model, RoutingConfig, StepInfo};
-use super::types::{ChatRequest, ChatResponse, ProviderError, StreamEvent};
+use super::types::{ChatRequest, ChatResponse, ErrorClass, ProviderError, RequestTimeouts, StreamEvent};
 use crate::catalog::{Catalog, ModelEntry};
 use crate::cluster::{ClusterGate, GateRefusal};
 use crate::coordinator::ChildHandle;
@@ -94,9 +101,21 @@ pub struct ProviderSet {
     metrics: Metrics,
     /// Cluster-wide limits and rate buckets (`None`: this node's semaphores are the limits).
     cluster: Option<Arc<ClusterGate>>,
+    keepalive: Duration,
 }
 
+/// Default interval of the keep-alive progress sent while a provider is silent.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
+
 fn tool_error(provider: &str, e: ProviderError) -> ToolError {
+    tool_error_in(provider, e, None)
+}
+
+/// The tool's view of a provider failure: vendor text masked ([`crate::redact::mask`]), a
+/// timeout as `TIMEOUT` naming its phase and every phase's limit, a refusal with a
+/// `Retry-After` as an error carrying `retry_after`.
+fn tool_error_in(provider: &str, e: ProviderError, timeouts: Option<&RequestTimeouts>) -> ToolError {
+    let masked = |e: &ProviderError| crate::redact::mask(&e.to_string()).into_owned();
     match e {
         ProviderError::Cancelled => ToolError::Cancelled { reason: "provider request aborted".into() },
         // `ToolError::OverCapacity` adds "; retry after Ns" itself.
@@ -107,11 +126,50 @@ fn tool_error(provider: &str, e: ProviderError) -> ToolError {
         ProviderError::CircuitOpen { provider, retry_after_secs } => {
             ToolError::OverCapacity { message: format!("circuit open for provider {provider}"), retry_after_secs }
         }
-        other => ToolError::Provider { provider: provider.to_string(), message: other.to_string() },
+        ProviderError::Timeout { .. } => ToolError::ProviderTimeout {
+            provider: provider.to_string(),
+            message: match timeouts {
+                Some(t) => format!("{e} (phase limits: {})", t.describe()),
+                None => e.to_string(),
+            },
+        },
+        ProviderError::RateLimited { retry_after: Some(after), .. } => ToolError::ProviderRetryLater {
+            provider: provider.to_string(),
+            message: masked(&e),
+            retry_after_secs: after.as_secs() + u64::from(after.subsec_nanos() > 0),
+        },
+        other => ToolError::Provider { provider: provider.to_string(), message: masked(&other) },
     }
 }
 
+/// Whether a failed candidate may hand over to the next one: the provider failed after the
+/// retries of a retryable class, or cannot serve this account at all — and nothing of the
+/// answer reached the caller yet.
+fn falls_back(e: &ProviderError, streamed: bool) -> bool {
+    !streamed
+        && matches!(
+            e.class(),
+            ErrorClass::RateLimit
+                | ErrorClass::Timeout
+                | ErrorClass::Server
+                | ErrorClass::Network
+                | ErrorClass::Account
+        )
+}
+
 impl ProviderSet {
+    /// Pre-registers `exai_provider_tokens_total` at zero for every catalogue model of an
+    /// enabled provider.
+    fn preregister_tokens(&self) {
+        for m in self.catalog.models() {
+            if self.entry(&m.provider).is_some() {
+                for kind in ["prompt", "completion"] {
+                    self.metrics.provider_tokens.with_label_values(&[&m.provider, &m.name, kind]);
+                }
+            }
+        }
+    }
+
     /// Build from entries and limits.
     pub fn new(
         entries: Vec<ProviderEntry>,
@@ -122,7 +180,7 @@ impl ProviderSet {
         catalog: Arc<Catalog>,
         metrics: Metrics,
     ) -> ProviderSet {
-        ProviderSet {
+        let set = ProviderSet {
             entries,
             global: Arc::new(Semaphore::new(global_max)),
             global_max,
@@ -132,7 +190,17 @@ impl ProviderSet {
             catalog,
             metrics,
             cluster: None,
-        }
+            keepalive: DEFAULT_KEEPALIVE,
+        };
+        set.preregister_tokens();
+        set
+    }
+
+    /// Send a keep-alive progress notification after this long without output while a
+    /// provider works (only to callers that asked for progress).
+    pub fn with_keepalive(mut self, every: Duration) -> ProviderSet {
+        self.keepalive = every.max(Duration::from_millis(100));
+        self
     }
 
     /// Pass every provider request through `gate` as well (cluster-wide limits, rate buckets).
@@ -201,6 +269,18 @@ impl ProviderSet {
         }
     }
 
+    /// Admission of one provider request, the one place it happens: the breaker's permit
+    /// (open → `CircuitOpen`), then the global and the provider's concurrency permits within
+    /// the queue wait (→ `OverCapacity`). Returns both and the time waited.
+    async fn admit(&self, e: &ProviderEntry) -> Result<(BreakerPermit, Permits, Duration), ProviderError> {
+        let breaker = e.breaker.try_acquire().map_err(|wait| ProviderError::CircuitOpen {
+            provider: e.name.clone(),
+            retry_after_secs: wait.as_secs().max(1),
+        })?;
+        let (permits, waited) = self.permits(e, breaker.is_probe()).await?;
+        Ok((breaker, permits, waited))
+    }
+
     async fn permits(&self, e: &ProviderEntry, probe: bool) -> Result<(Permits, Duration), ProviderError> {
         let t0 = Instant::now();
         let over = |limit: String| ProviderError::OverCapacity {
@@ -262,7 +342,9 @@ impl ProviderSet {
     ) -> Result<ChatResult, ToolError> {
         let (first, routing) = self.resolve(&call)?;
         let mut last: Option<(String, ProviderError)> = None;
-        for (i, model) in self.candidates(first).into_iter().enumerate() {
+        let candidates = self.candidates(first);
+        let count = candidates.len();
+        for (i, model) in candidates.into_iter().enumerate() {
             let Some(entry) = self.entry(&model.provider) else {
                 last = Some((
                     model.provider.clone(),
@@ -280,21 +362,8 @@ impl ProviderSet {
                 ));
                 continue;
             }
-            let breaker = match entry.breaker.try_acquire() {
-                Ok(p) => p,
-                Err(wait) => {
-                    last = Some((
-                        entry.name.clone(),
-                        ProviderError::CircuitOpen {
-                            provider: entry.name.clone(),
-                            retry_after_secs: wait.as_secs().max(1),
-                        },
-                    ));
-                    continue;
-                }
-            };
             let queued = Instant::now();
-            let (permits, waited) = match self.permits(entry, breaker.is_probe()).await {
+            let (breaker, permits, waited) = match self.admit(entry).await {
                 Ok(p) => p,
                 Err(e) => {
                     // A wait that ended without permits is provider wait too.
@@ -323,27 +392,57 @@ impl ProviderSet {
                 continue;
             };
             tokio::pin!(send);
+            let active = progress.is_active();
+            let mut streamed = false;
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + self.keepalive, self.keepalive);
+            let mut quiet_since = Instant::now();
+            let t0 = Instant::now();
             let res = loop {
                 tokio::select! {
                     r = &mut send => break r,
-                    Some(ev) = rx.recv() => forward(progress, ev),
+                    Some(ev) = rx.recv() => {
+                        streamed = true;
+                        quiet_since = Instant::now();
+                        forward(progress, ev);
+                    }
+                    _ = ticker.tick(), if active => {
+                        if quiet_since.elapsed() >= self.keepalive {
+                            progress.emit(ProgressEvent::Progress {
+                                progress: t0.elapsed().as_secs_f64(),
+                                total: None,
+                                message: Some(format!(
+                                    "waiting for {} ({}): {}s",
+                                    entry.name,
+                                    model.name,
+                                    t0.elapsed().as_secs()
+                                )),
+                            });
+                        }
+                    }
                 }
             };
             while let Ok(ev) = rx.try_recv() {
+                streamed = true;
                 forward(progress, ev);
             }
             drop(cancel_tx);
             let outcome: Result<ChatOutcome, ProviderError> = res;
-            return match outcome {
+            match outcome {
                 Ok(o) => {
-                    if let (Some(g), Some(u)) = (&self.cluster, o.response.usage) {
-                        g.record_tokens(&entry.name, u.total_tokens);
+                    if let Some(u) = o.response.usage {
+                        if let Some(g) = &self.cluster {
+                            g.record_tokens(&entry.name, u.total_tokens);
+                        }
+                        // Labelled by the catalogue name, so the model label stays bounded.
+                        for (kind, n) in [("prompt", u.prompt_tokens), ("completion", u.completion_tokens)] {
+                            self.metrics.provider_tokens.with_label_values(&[&entry.name, &model.name, kind]).inc_by(n);
+                        }
                     }
                     let fallback_from = (i > 0).then(|| first.name.clone());
                     if fallback_from.is_some() {
                         self.metrics.provider_fallbacks.with_label_values(&[&first.provider]).inc();
                     }
-                    Ok(ChatResult {
+                    return Ok(ChatResult {
                         response: o.response,
                         provider: entry.name.clone(),
                         model: model.name.clone(),
@@ -352,14 +451,20 @@ impl ProviderSet {
                         routing: routing.clone(),
                         attempts: o.attempts,
                         provider_ms: o.provider_ms,
-                    })
+                    });
                 }
-                Err(e) => Err(tool_error(&entry.name, e)),
-            };
+                Err(e) if i + 1 < count && falls_back(&e, streamed) => {
+                    tracing::info!(provider = %entry.name, model = %model.name, class = e.class().as_str(),
+                                   "provider failed; trying the next candidate");
+                    last = Some((entry.name.clone(), e));
+                }
+                Err(e) => return Err(tool_error_in(&entry.name, e, Some(entry.lane.timeouts()))),
+            }
         }
         let (p, e) = last
             .unwrap_or_else(|| (first.provider.clone(), ProviderError::Unsupported("no provider available".into())));
-        Err(tool_error(&p, e))
+        let timeouts = self.entry(&p).map(|e| e.lane.timeouts());
+        Err(tool_error_in(&p, e, timeouts))
     }
 
     /// A Files API or web-search operation on a named provider (no fallback).
@@ -411,13 +516,7 @@ impl ProviderSet {
                 ProviderError::Unsupported(format!("provider {provider} has no API key configured")),
             ));
         }
-        let breaker = entry.breaker.try_acquire().map_err(|w| {
-            tool_error(
-                provider,
-                ProviderError::CircuitOpen { provider: provider.into(), retry_after_secs: w.as_secs().max(1) },
-            )
-        })?;
-        let (permits, _) = self.permits(entry, breaker.is_probe()).await.map_err(|e| tool_error(provider, e))?;
+        let (breaker, permits, _) = self.admit(entry).await.map_err(|e| tool_error(provider, e))?;
         let addr =
             entry.actor.get().ok_or_else(|| ToolError::Unavailable(format!("provider {provider} is restarting")))?;
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();

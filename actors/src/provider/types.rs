@@ -58,8 +58,9 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Value>>,
     /// OpenAI `tool_choice`.
     pub tool_choice: Option<Value>,
-    /// Ask for extended thinking where the model supports it (GLM `thinking`, Kimi reasoning).
-    pub thinking: bool,
+    /// Extended thinking where the model supports it: `Some(true)` on, `Some(false)` off (GLM
+    /// `thinking: {type: "disabled"}`), `None` the model's default.
+    pub thinking: Option<bool>,
     /// Enable the vendor's web search (Kimi `$web_search` builtin, GLM `web_search` tool).
     pub web_search: bool,
     /// Extra vendor-specific top-level body fields.
@@ -123,6 +124,9 @@ pub enum ErrorClass {
     Client,
     /// The provider answered something we cannot parse.
     Protocol,
+    /// The vendor refuses this account (balance exhausted, account locked or suspended,
+    /// quota used up): never retried; a fallback may serve instead.
+    Account,
     /// Not a provider failure (cancelled, circuit open, over capacity): never retried.
     Local,
 }
@@ -150,6 +154,7 @@ impl ErrorClass {
             ErrorClass::Network => "network",
             ErrorClass::Client => "client",
             ErrorClass::Protocol => "protocol",
+            ErrorClass::Account => "account",
             ErrorClass::Local => "local",
         }
     }
@@ -159,18 +164,20 @@ impl ErrorClass {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     /// 429; `retry_after` from the `Retry-After` header when given.
-    #[error("rate limited (HTTP 429){}", retry_hint(.retry_after))]
+    #[error("rate limited (HTTP 429): {message}{}", retry_hint(.retry_after))]
     RateLimited {
         /// Server-suggested wait.
         retry_after: Option<Duration>,
         /// Provider message.
         message: String,
     },
-    /// A timeout.
-    #[error("timed out ({phase})")]
+    /// A phase ran out of time.
+    #[error("timed out in phase {phase} (limit {})", secs(*.limit))]
     Timeout {
-        /// `connect`, `first_token`, `stream` or `request`.
+        /// `connect`, `first_byte`, `idle` or `total`.
         phase: &'static str,
+        /// The limit that ran out.
+        limit: Duration,
     },
     /// 401/403.
     #[error("authentication failed (HTTP {status}): {message}")]
@@ -193,6 +200,17 @@ pub enum ProviderError {
     BadRequest {
         /// Status.
         status: u16,
+        /// Provider message.
+        message: String,
+    },
+    /// The vendor refuses the account (balance exhausted, locked, suspended, quota used up),
+    /// whatever HTTP status it used (Z.ai answers 429 for some): never retried.
+    #[error("account problem at the provider (HTTP {status}{}): {message}", code_hint(.code))]
+    Account {
+        /// Status.
+        status: u16,
+        /// The vendor's business code or error type (`1113`, `exceeded_current_quota_error`).
+        code: String,
         /// Provider message.
         message: String,
     },
@@ -228,6 +246,14 @@ pub enum ProviderError {
     Unsupported(String),
 }
 
+fn code_hint(code: &str) -> String {
+    if code.is_empty() {
+        String::new()
+    } else {
+        format!(", code {code}")
+    }
+}
+
 fn retry_hint(d: &Option<Duration>) -> String {
     d.map(|d| format!("; retry after {:.1}s", d.as_secs_f64())).unwrap_or_default()
 }
@@ -243,6 +269,7 @@ impl ProviderError {
             ProviderError::BadRequest { .. } => ErrorClass::Client,
             ProviderError::Network(_) => ErrorClass::Network,
             ProviderError::Protocol(_) => ErrorClass::Protocol,
+            ProviderError::Account { .. } => ErrorClass::Account,
             ProviderError::Cancelled
             | ProviderError::CircuitOpen { .. }
             | ProviderError::OverCapacity { .. }
@@ -263,17 +290,64 @@ impl ProviderError {
     }
 }
 
-/// Timeouts applied to one provider request.
+/// The phases of a provider request, each with its own limit.
+///
+/// - `connect`: TCP connect plus TLS handshake;
+/// - `first_byte`: from the start of a request until the response head and, for a stream, its
+///   first content or reasoning delta (a thinking model's silence falls here; a non-streamed
+///   answer arrives whole at its head);
+/// - `idle`: the longest gap between two pieces of a body once it flows (streamed chunks, or
+///   the reads of a plain body); a stream that keeps flowing is never cut by it;
+/// - `total`: the whole provider call, retries and their waits included (the runner hands
+///   each attempt what is left of it, so one attempt's `total` is the remaining budget).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestTimeouts {
     /// TCP/TLS connect.
     pub connect: Duration,
-    /// Whole non-streamed request, or until the response head for a stream.
-    pub request: Duration,
-    /// Streamed: until the first chunk.
-    pub first_token: Duration,
-    /// Streamed: the whole stream.
-    pub stream: Duration,
+    /// Until the response head, and for a stream until its first delta.
+    pub first_byte: Duration,
+    /// Longest gap between two pieces of a flowing body.
+    pub idle: Duration,
+    /// The whole call.
+    pub total: Duration,
+}
+
+impl RequestTimeouts {
+    /// The same limits with `total` cut to `left` (what remains of a call's budget).
+    pub fn with_total(self, left: Duration) -> RequestTimeouts {
+        RequestTimeouts { total: self.total.min(left), ..self }
+    }
+
+    /// The limit of a phase by name (`connect`, `first_byte`, `idle`, `total`).
+    pub fn limit(&self, phase: &str) -> Option<Duration> {
+        match phase {
+            "connect" => Some(self.connect),
+            "first_byte" => Some(self.first_byte),
+            "idle" => Some(self.idle),
+            "total" => Some(self.total),
+            _ => None,
+        }
+    }
+
+    /// `connect 10s, first_byte 180s, idle 120s, total 300s` (for error messages).
+    pub fn describe(&self) -> String {
+        format!(
+            "connect {}, first_byte {}, idle {}, total {}",
+            secs(self.connect),
+            secs(self.first_byte),
+            secs(self.idle),
+            secs(self.total)
+        )
+    }
+}
+
+/// `12s` or `1.5s`.
+pub fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// A file stored at a provider.

@@ -52,14 +52,20 @@ fn vendor_defaults() {
     assert_eq!(kimi.base_url, "https://api.moonshot.ai/v1");
     assert_eq!(kimi.max_inflight, 6);
     assert_eq!(kimi.timeouts.connect, Duration::from_secs(10));
-    assert_eq!(kimi.timeouts.request, Duration::from_secs(180));
-    assert_eq!(kimi.timeouts.first_token, Duration::from_secs(60));
-    assert_eq!(kimi.timeouts.stream, Duration::from_secs(600));
+    // Fit for thinking models: 3 min to the first byte, 2 min gaps, 5 min in all (the old
+    // daemon's 300 s), so a 40 s answer or a 40 s stream is well inside the defaults.
+    assert_eq!(kimi.timeouts.first_byte, Duration::from_secs(180));
+    assert_eq!(kimi.timeouts.idle, Duration::from_secs(120));
+    assert_eq!(kimi.timeouts.total, Duration::from_secs(300));
     assert_eq!(glm.kind, ProviderKind::Glm);
     assert_eq!(glm.base_url, "https://api.z.ai/api/paas/v4");
     assert_eq!(glm.max_inflight, 4);
-    assert_eq!(glm.timeouts.request, Duration::from_secs(120));
-    assert_eq!(glm.timeouts.stream, Duration::from_secs(300));
+    assert_eq!(glm.timeouts, kimi.timeouts);
+    // AI tools get at least one provider call's budget: 300 s + 2 s permit wait + 5 s, far
+    // above the 30 s simple-tool timeout that used to cut `chat`.
+    assert_eq!(cfg.provider_call_budget_secs(), 307);
+    assert_eq!(cfg.core_settings().provider_call_budget_secs, 307);
+    assert_eq!(cfg.core_settings().simple_tool_timeout_secs, 30);
     for p in &all {
         assert!(p.enabled);
         assert!(p.api_key.is_none());
@@ -80,11 +86,11 @@ fn vendor_defaults() {
 fn other_section_defaults() {
     let cfg = Config::default();
     assert_eq!(cfg.routing.default_model, "glm-4.5-flash");
-    assert_eq!(cfg.routing.kimi_default_model, "kimi-k2-0905-preview");
-    assert_eq!(cfg.routing.kimi_speed_model, "kimi-k2-turbo-preview");
-    assert_eq!(cfg.routing.kimi_quality_model, "kimi-thinking-preview");
+    assert_eq!(cfg.routing.kimi_default_model, "kimi-k2.6");
+    assert_eq!(cfg.routing.kimi_speed_model, "kimi-k2.7-code-highspeed");
+    assert_eq!(cfg.routing.kimi_quality_model, "kimi-k3");
     assert_eq!(cfg.routing.glm_speed_model, "glm-4.5-flash");
-    assert_eq!(cfg.routing.glm_quality_model, "glm-4.6");
+    assert_eq!(cfg.routing.glm_quality_model, "glm-5.1");
     assert_eq!((cfg.conversations.max_turns, cfg.conversations.ttl_hours), (20, 3));
     assert!(!cfg.conversations.cross_session);
     assert_eq!(cfg.tools.max_provider_calls_per_invocation, 3);
@@ -100,12 +106,12 @@ fn a_partial_vendor_section_keeps_the_vendor_defaults() {
     let glm = &cfg.provider_configs()[1];
     assert_eq!(glm.max_inflight, 2);
     assert_eq!(glm.base_url, "https://api.z.ai/api/paas/v4");
-    assert_eq!(glm.timeouts.request, Duration::from_secs(120));
-    assert_eq!(glm.timeouts.stream, Duration::from_secs(300));
+    assert_eq!(glm.timeouts.first_byte, Duration::from_secs(180));
+    assert_eq!(glm.timeouts.total, Duration::from_secs(300));
     let kimi = &cfg.provider_configs()[0];
     assert!(!kimi.enabled);
     assert_eq!(kimi.max_inflight, 6);
-    assert_eq!(kimi.timeouts.stream, Duration::from_secs(600));
+    assert_eq!(kimi.timeouts.total, Duration::from_secs(300));
 }
 
 #[test]
@@ -162,10 +168,10 @@ fn legacy_provider_and_routing_names() {
     assert_eq!(kimi.base_url, "http://127.0.0.1:9999/v1");
     assert_eq!(glm.base_url, "http://127.0.0.1:9998/api/paas/v4");
     assert_eq!((kimi.max_inflight, glm.max_inflight), (5, 3));
-    assert_eq!(kimi.timeouts.request, Duration::from_secs(41));
-    assert_eq!(glm.timeouts.request, Duration::from_secs(30));
-    assert_eq!(kimi.timeouts.stream, Duration::from_secs(900));
-    assert_eq!(glm.timeouts.stream, Duration::from_secs(200));
+    assert_eq!(kimi.timeouts.first_byte, Duration::from_secs(41));
+    assert_eq!(glm.timeouts.first_byte, Duration::from_secs(30));
+    assert_eq!(kimi.timeouts.total, Duration::from_secs(900));
+    assert_eq!(glm.timeouts.total, Duration::from_secs(200));
     assert_eq!(cfg.routing.default_model, "auto");
     assert_eq!(cfg.routing.kimi_default_model, "kimi-latest");
     assert_eq!(cfg.routing.kimi_speed_model, "kimi-k2-turbo");
@@ -205,8 +211,8 @@ fn custom_providers_from_the_file() {
     assert_eq!(ollama.base_url, "http://127.0.0.1:11434/v1", "trailing slash trimmed");
     assert!(ollama.api_key.is_none());
     assert_eq!(ollama.max_inflight, 2);
-    assert_eq!(ollama.timeouts.request, Duration::from_secs(120));
-    assert_eq!(ollama.timeouts.stream, Duration::from_secs(300));
+    assert_eq!(ollama.timeouts.first_byte, Duration::from_secs(180));
+    assert_eq!(ollama.timeouts.total, Duration::from_secs(300));
     assert_eq!(ollama.fallback, ["glm-4.5-flash"]);
     assert_eq!(ollama.models.len(), 2);
     let llama = &ollama.models[0];
@@ -311,9 +317,9 @@ fn provider_limit_above_the_global_limit_is_refused() {
 
 #[test]
 fn first_token_timeout_must_fit_in_the_stream_timeout() {
-    let err = Setup::new().file("[providers.glm]\nstream_timeout_secs = 30\n").err();
-    assert!(err.contains("providers.glm.first_token_timeout_secs: 60"), "{err}");
-    assert!(err.contains("at most stream_timeout_secs"), "{err}");
+    let err = Setup::new().file("[providers.glm]\ntotal_timeout_secs = 30\n").err();
+    assert!(err.contains("providers.glm.first_byte_timeout_secs: 180"), "{err}");
+    assert!(err.contains("at most total_timeout_secs"), "{err}");
 }
 
 #[test]
@@ -323,4 +329,26 @@ fn fallback_may_name_custom_models() {
     assert_eq!(cfg.provider_configs()[0].fallback, ["llama3", "glm-4.6"]);
     let file = format!("{CUSTOM}\n[routing]\ndefault_model = \"llama3\"\n");
     assert_eq!(Setup::new().file(&file).ok().routing.default_model, "llama3");
+}
+
+#[test]
+fn vendor_models_in_config_add_to_and_override_the_catalogue() {
+    let cfg = Setup::new()
+        .file(
+            "[[providers.kimi.models]]\nname = \"kimi-k2.8-preview\"\ncontext_window = 524288\n\
+             input_price = 1.5\noutput_price = 6.0\ntools = true\n\n\
+             [[providers.glm.models]]\nname = \"glm-5.1\"\ncontext_window = 250000\ninput_price = 0.7\n",
+        )
+        .ok();
+    let c = exai_actors::catalog::Catalog::new(cfg.model_entries(), vec![]);
+    let added = c.resolve("kimi-k2.8-preview").unwrap();
+    assert_eq!((added.provider.as_str(), added.context_window, added.input_price), ("kimi", 524_288, Some(1.5)));
+    let over = c.resolve("glm-5.1").unwrap();
+    assert_eq!((over.provider.as_str(), over.context_window, over.input_price), ("glm", 250_000, Some(0.7)));
+    assert_eq!(cfg.model_entries().len(), exai_actors::catalog::builtin_models().len() + 1);
+    // A vendor may not take another vendor's model, and prices are not negative.
+    let err = Setup::new().file("[[providers.glm.models]]\nname = \"kimi-k2.6\"\n").err();
+    assert!(err.contains("providers.glm.models[0].name") && err.contains("provider kimi has it"), "{err}");
+    let err = Setup::new().file("[[providers.kimi.models]]\nname = \"k\"\noutput_price = -1.0\n").err();
+    assert!(err.contains("providers.kimi.models[0].output_price"), "{err}");
 }

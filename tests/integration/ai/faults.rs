@@ -5,12 +5,12 @@
 use super::*;
 use crate::common::ws::{WsClient, WsOptions};
 
-const KIMI: &str = "kimi-k2-0905-preview";
+const KIMI: &str = "kimi-k2.6";
 
 #[actix_rt::test]
 async fn each_retry_class_follows_its_policy() {
     let m = Mocks::start(&[]);
-    let server = ServerProcess::start(options(&m).set("providers.kimi.request_timeout_secs", "1"));
+    let server = ServerProcess::start(options(&m).set("providers.kimi.first_byte_timeout_secs", "1"));
     let mut c = mcp(&server).await;
     let args = json!({"prompt": "retry me", "model": KIMI});
 
@@ -92,21 +92,27 @@ async fn breaker_opens_half_opens_and_closes() {
 }
 
 #[actix_rt::test]
-async fn fallback_serves_when_the_breaker_is_open() {
+async fn fallback_serves_after_a_failure_and_while_the_breaker_is_open() {
     let m = Mocks::start(&[]);
     let server = ServerProcess::start(breaker_options(&m).set("providers.kimi.fallback", "glm-4.5-flash"));
     let mut c = mcp(&server).await;
     let args = json!({"prompt": "fb", "model": KIMI});
     m.kimi.scenario(json!([{"type":"fail","status":500,"times":2}])).await;
-    call(&mut c, 1, "chat", args.clone()).await;
-    call(&mut c, 2, "chat", args.clone()).await;
+    // Kimi fails (its retries spent: one attempt here): the fallback answers the same call.
+    for id in 1..=2 {
+        let r = call(&mut c, id, "chat", args.clone()).await;
+        assert_eq!(ok(&r)["metadata"]["fallback_from"], KIMI, "{r}");
+    }
+    assert_eq!(metric(&server, "exai_breaker_state{provider=\"kimi\"}").await, 1.0, "two failures opened it");
+    // Open breaker: straight to the fallback, no request to Kimi.
     let r = call(&mut c, 3, "chat", args.clone()).await;
     let s = ok(&r);
     assert_eq!(s["metadata"]["provider"], "glm");
     assert_eq!(s["metadata"]["model"], "glm-4.5-flash");
     assert_eq!(s["metadata"]["fallback_from"], KIMI);
-    assert_eq!(chats(&m.glm).await.len(), 1);
-    assert_eq!(metric(&server, "exai_provider_fallbacks_total{provider=\"kimi\"}").await, 1.0);
+    assert_eq!(chats(&m.kimi).await.len(), 2);
+    assert_eq!(chats(&m.glm).await.len(), 3);
+    assert_eq!(metric(&server, "exai_provider_fallbacks_total{provider=\"kimi\"}").await, 3.0);
 }
 
 async fn wait_inflight_zero(server: &ServerProcess) {
@@ -122,7 +128,14 @@ async fn wait_inflight_zero(server: &ServerProcess) {
 #[actix_rt::test]
 async fn permits_return_after_cancel_disconnect_and_timeout_and_upstream_is_aborted() {
     let m = Mocks::start(&[]);
-    let server = ServerProcess::start(options(&m).set("timeouts.simple_tool_secs", "2"));
+    // The provider's first-byte phase (2 s here) ends a stalled call; the tool timeout of an AI
+    // tool never comes before the provider phases.
+    let server = ServerProcess::start(
+        options(&m)
+            .set("timeouts.simple_tool_secs", "1")
+            .set("providers.kimi.first_byte_timeout_secs", "2")
+            .set("retry.timeout_attempts", "1"),
+    );
     let stall = json!({"type":"stream_fault","kind":"stall","after_chunks":1,"stall_seconds":30});
 
     // MCP cancel.
@@ -147,13 +160,14 @@ async fn permits_return_after_cancel_disconnect_and_timeout_and_upstream_is_abor
     drop(l);
     wait_inflight_zero(&server).await;
 
-    // Tool timeout (simple tools: 2 s here) while the stream stalls.
+    // Timeout (the first-byte phase: 2 s here) while the stream stalls.
     m.kimi.scenario(json!([stall])).await;
     c.send_json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"chat",
         "arguments":{"prompt":"slow","model":KIMI},"_meta":{"progressToken":2}}}))
         .await;
     let (r, _) = c.recv_response(&json!(2), T).await;
     assert_eq!(err(&r["result"])["code"], "TIMEOUT");
+    assert!(err(&r["result"])["message"].as_str().unwrap().contains("phase first_byte"), "{r}");
     wait_inflight_zero(&server).await;
 
     // Every stalled upstream request was abandoned early, not waited out.

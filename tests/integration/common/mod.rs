@@ -11,6 +11,7 @@ pub mod mcp_http;
 pub mod mock;
 pub mod proxy;
 pub mod server;
+pub mod sim;
 pub mod tools;
 pub mod ws;
 

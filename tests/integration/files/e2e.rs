@@ -453,7 +453,7 @@ async fn a_100_mb_upload_raises_resident_memory_by_at_most_32_mb() {
     let opts = ServerOptions::new()
         .set("providers.kimi.base_url", &format!("http://127.0.0.1:{port}/v1"))
         .set("providers.glm.base_url", &glm.base_url())
-        .set("providers.kimi.request_timeout_secs", "300")
+        .set("providers.kimi.first_byte_timeout_secs", "300")
         .set("tools.allowed_roots", &root.path().display().to_string())
         .env("KIMI_API_KEY", KIMI_KEY)
         .env("GLM_API_KEY", GLM_KEY);

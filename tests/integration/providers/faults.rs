@@ -66,13 +66,16 @@ async fn http_status_errors_map_by_class_without_leaking_the_key() {
 }
 
 #[actix_rt::test]
-async fn slow_non_streamed_answer_times_out_in_the_request_phase() {
+async fn slow_non_streamed_answer_times_out_in_the_first_byte_phase() {
     let mock = MockProvider::start_llmock(&[]);
     mock.scenario(json!([{"type": "delay", "seconds": 5}])).await;
     let t = transport(&mock, VendorKind::OpenAiCompatible);
     let limits = timeouts(Duration::from_millis(700), Duration::from_secs(20), Duration::from_secs(20));
     let run = run_chat(&*t, &user("hi", false), &limits).await;
-    assert_eq!(run.result.unwrap_err(), ProviderError::Timeout { phase: "request" });
+    assert_eq!(
+        run.result.unwrap_err(),
+        ProviderError::Timeout { phase: "first_byte", limit: Duration::from_millis(700) }
+    );
     assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
 }
 
@@ -95,7 +98,7 @@ async fn a_tls_handshake_that_never_completes_times_out_in_the_connect_phase() {
     let limits = RequestTimeouts { connect: Duration::from_millis(500), ..generous() };
     let started = Instant::now();
     let err = run_chat(&*t, &user("hi", false), &limits).await.result.unwrap_err();
-    assert_eq!(err, ProviderError::Timeout { phase: "connect" });
+    assert_eq!(err, ProviderError::Timeout { phase: "connect", limit: Duration::from_millis(500) });
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     drop(silent);
 }
@@ -129,26 +132,29 @@ async fn malformed_chunk_is_a_protocol_error() {
 }
 
 #[actix_rt::test]
-async fn stall_before_the_first_token_times_out_in_the_first_token_phase() {
+async fn stall_before_the_first_token_times_out_in_the_first_byte_phase() {
     let mock = MockProvider::start_llmock(&[]);
     // Chunk 0 is the empty role delta; the stall comes before the first content.
     mock.scenario(json!([{"type": "stream_fault", "kind": "stall", "after_chunks": 1, "stall_seconds": 20}])).await;
     let t = transport(&mock, VendorKind::OpenAiCompatible);
-    let limits = timeouts(Duration::from_secs(10), Duration::from_millis(800), Duration::from_secs(10));
+    let limits = timeouts(Duration::from_millis(800), Duration::from_secs(10), Duration::from_secs(10));
     let run = run_chat(&*t, &user("hello there my friend", true), &limits).await;
-    assert_eq!(run.result.unwrap_err(), ProviderError::Timeout { phase: "first_token" });
+    assert_eq!(
+        run.result.unwrap_err(),
+        ProviderError::Timeout { phase: "first_byte", limit: Duration::from_millis(800) }
+    );
     assert!(run.events.is_empty());
     assert!(run.elapsed < Duration::from_secs(3), "took {:?}", run.elapsed);
 }
 
 #[actix_rt::test]
-async fn stall_mid_stream_times_out_in_the_stream_phase() {
+async fn stall_mid_stream_times_out_in_the_idle_phase() {
     let mock = MockProvider::start_llmock(&[]);
     mock.scenario(json!([{"type": "stream_fault", "kind": "stall", "after_chunks": 4, "stall_seconds": 20}])).await;
     let t = transport(&mock, VendorKind::OpenAiCompatible);
-    let limits = timeouts(Duration::from_secs(10), Duration::from_secs(10), Duration::from_millis(1500));
+    let limits = timeouts(Duration::from_secs(10), Duration::from_millis(1500), Duration::from_secs(10));
     let run = run_chat(&*t, &user("hello there my friend", true), &limits).await;
-    assert_eq!(run.result.unwrap_err(), ProviderError::Timeout { phase: "stream" });
+    assert_eq!(run.result.unwrap_err(), ProviderError::Timeout { phase: "idle", limit: Duration::from_millis(1500) });
     assert!(run.events.len() >= 2, "chunks before the stall arrived: {:?}", run.events);
     assert!(run.elapsed < Duration::from_secs(4), "took {:?}", run.elapsed);
 }

@@ -145,7 +145,7 @@ async fn glm_sends_thinking_web_search_and_tool_stream() {
     let mock = MockProvider::start_llmock(&[]);
     let t = transport(&mock, VendorKind::Glm);
     let mut req = user("What is the weather in the city?", true);
-    req.thinking = true;
+    req.thinking = Some(true);
     req.web_search = true;
     let weather = json!({"type": "function", "function": {
         "name": "get_weather",
@@ -165,7 +165,8 @@ async fn glm_sends_thinking_web_search_and_tool_stream() {
     assert_eq!(body["thinking"], json!({"type": "enabled"}));
     assert_eq!(
         body["tools"],
-        json!([weather, {"type": "web_search", "web_search": {"search_engine": "search_pro_jina", "search_result": true}}])
+        json!([weather, {"type": "web_search",
+                         "web_search": {"enable": true, "search_engine": "search_pro_jina", "search_result": true}}])
     );
     assert_eq!(body["tool_stream"], true);
     assert_eq!(body["stream"], true);

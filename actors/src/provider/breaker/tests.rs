@@ -487,3 +487,33 @@ fn child_spec_names_the_breaker() {
     assert!(!child.alive(), "not started until the coordinator starts it");
     assert!(addr.get().is_none());
 }
+
+#[test]
+fn failed_attempts_of_one_call_count_and_stop_its_retries_once_open() {
+    let (h, clock, _) = breaker(cfg());
+    // One call retrying: each failed attempt counts; the fifth in a row opens the breaker.
+    let mut permit = h.try_acquire().unwrap();
+    for attempt in 1..=4 {
+        assert!(!permit.attempt_failed(), "attempt {attempt}: still closed, may retry");
+    }
+    assert!(permit.attempt_failed(), "the fifth failure opened it: stop retrying");
+    assert_eq!(h.state(), BreakerState::Open);
+    drop(permit);
+    // A half-open probe's failed attempt reopens at once and ends the probe.
+    clock.advance(cfg().open_for);
+    let mut probe = h.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    assert!(probe.attempt_failed());
+    assert_eq!(h.state(), BreakerState::Open);
+    probe.success(); // already reported: counts nothing
+    assert_eq!(h.state(), BreakerState::Open);
+    // A call that failed an attempt and then succeeded resets the run of failures.
+    clock.advance(cfg().open_for);
+    h.try_acquire().unwrap().success();
+    assert_eq!(h.state(), BreakerState::Closed);
+    let mut p = h.try_acquire().unwrap();
+    assert!(!p.attempt_failed());
+    p.success();
+    fail(&h, 4);
+    assert_eq!(h.state(), BreakerState::Closed, "the success in between reset the count");
+}

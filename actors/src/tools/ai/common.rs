@@ -137,9 +137,14 @@ impl Common<'_> {
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default()
     }
-    /// Whether thinking was asked for (any mode above `minimal`).
-    pub fn thinking(&self) -> bool {
-        matches!(self.str("thinking_mode"), Some("medium" | "high" | "max"))
+    /// Thinking as asked for: on for `medium`, `high`, `max`; off for `minimal` and `low`;
+    /// the model's default when no mode is given.
+    pub fn thinking(&self) -> Option<bool> {
+        match self.str("thinking_mode") {
+            Some("medium" | "high" | "max") => Some(true),
+            Some("minimal" | "low") => Some(false),
+            _ => None,
+        }
     }
     /// Whether the caller asked for depth (thinking mode `high` or `max`), for auto routing.
     pub fn deep(&self) -> bool {

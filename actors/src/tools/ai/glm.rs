@@ -183,7 +183,7 @@ impl Tool for GlmPayloadPreview {
                 ..ChatRequest::default()
             };
             let mut notes = Vec::new();
-            if req.thinking && !m.capabilities.thinking {
+            if req.thinking == Some(true) && !m.capabilities.thinking {
                 notes.push(format!("{} has no thinking mode; GLM may ignore or reject \"thinking\"", m.name));
             }
             if req.web_search && !m.capabilities.web_search {

@@ -195,19 +195,54 @@ pub struct Intent {
     pub reasoning: String,
 }
 
-/// Parse the classifier's answer: one JSON object (a surrounding code fence is tolerated)
-/// with exactly typed fields. The reason is returned when it does not parse.
-pub fn parse_intent(text: &str) -> Result<Intent, String> {
-    let mut t = text.trim();
-    if let Some(rest) = t.strip_prefix("```") {
-        let body = rest.split_once('\n').map(|(_, b)| b).unwrap_or("");
-        t = body.trim_end().strip_suffix("```").ok_or("unterminated code fence")?.trim();
+/// The JSON object in a model's answer, tolerating what models add around it: a code fence,
+/// prose before or after, trailing commas.
+fn json_object_in(text: &str) -> Result<Value, String> {
+    let t = text.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(t) {
+        return Ok(v);
     }
-    let v: Value = serde_json::from_str(t).map_err(|e| format!("not JSON: {e}"))?;
+    let start = t.find('{').ok_or("no JSON object in the answer")?;
+    let end = t.rfind('}').filter(|e| *e > start).ok_or("unterminated JSON object")?;
+    let inner = &t[start..=end];
+    serde_json::from_str(inner)
+        .or_else(|_| serde_json::from_str(&strip_trailing_commas(inner)))
+        .map_err(|e| format!("not JSON: {e}"))
+}
+
+/// `inner` without commas directly before `}` or `]` (outside strings).
+fn strip_trailing_commas(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let (mut in_str, mut escaped) = (false, false);
+    let chars: Vec<char> = inner.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if in_str {
+            in_str = c != '"' || escaped;
+            escaped = c == '\\' && !escaped;
+        } else if c == '"' {
+            in_str = true;
+        } else if c == ',' && chars[i + 1..].iter().find(|n| !n.is_whitespace()).is_some_and(|n| matches!(n, '}' | ']'))
+        {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Parse the classifier's answer: one JSON object (a code fence, prose around it and trailing
+/// commas are tolerated; a boolean may come as `"true"`/`"false"`) with typed fields. The
+/// reason is returned when it does not parse.
+pub fn parse_intent(text: &str) -> Result<Intent, String> {
+    let v = json_object_in(text)?;
     let o = v.as_object().ok_or("not a JSON object")?;
     let string = |k: &str| o.get(k).and_then(Value::as_str).map(str::trim).ok_or(format!("missing or non-string {k}"));
-    let needs_websearch =
-        o.get("needs_websearch").and_then(Value::as_bool).ok_or("missing or non-boolean needs_websearch")?;
+    let needs_websearch = match o.get("needs_websearch") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => false,
+        _ => return Err("missing or non-boolean needs_websearch".into()),
+    };
     let complexity = string("complexity")?.to_ascii_lowercase();
     if !["simple", "moderate", "complex"].contains(&complexity.as_str()) {
         return Err(format!("complexity '{complexity}' is not simple, moderate or complex"));
@@ -233,7 +268,7 @@ const INTENT_SYSTEM: &str = "You classify requests for an AI router. Reply with 
 with exactly these keys: \"needs_websearch\" (boolean: the request needs current information from the web), \
 \"complexity\" (\"simple\", \"moderate\" or \"complex\"), \"recommended_provider\" (\"glm\" or \"kimi\"), \
 \"recommended_model\" (a model name), \"reasoning\" (one sentence). Prefer glm with glm-4.5-flash for simple, fast \
-tasks; glm-4.6 for moderate ones; kimi with kimi-k2-0905-preview for complex reasoning or long context.";
+tasks; glm-5.1 for moderate ones; kimi with kimi-k2.6 for complex reasoning or long context.";
 
 /// `kimi_intent_analysis`.
 pub struct KimiIntentAnalysis(ToolSpec);
@@ -292,6 +327,8 @@ impl Tool for KimiIntentAnalysis {
                     messages: vec![ChatMessage::text("system", INTENT_SYSTEM), ChatMessage::text("user", user)],
                     temperature: Some(0.1),
                     max_tokens: Some(512),
+                    // JSON mode: Moonshot's `response_format` makes the answer one JSON object.
+                    extra: [("response_format".to_string(), json!({ "type": "json_object" }))].into_iter().collect(),
                     ..ChatRequest::default()
                 },
                 ..ChatCall::default()
@@ -328,21 +365,27 @@ mod tests {
                           "recommended_model": "kimi-k2-0905-preview", "reasoning": "long context", "extra": 1}"#;
 
     #[test]
-    fn intent_json_strict_with_fences() {
+    fn intent_json_tolerates_fences_prose_and_trailing_commas() {
         let i = parse_intent(GOOD).unwrap();
         assert!(i.needs_websearch);
         assert_eq!((i.complexity.as_str(), i.recommended_provider.as_str()), ("complex", "kimi"));
         assert_eq!(parse_intent(&format!("```json\n{GOOD}\n```")).unwrap(), i);
         assert_eq!(parse_intent(&format!("  ```\n{GOOD}```  ")).unwrap(), i);
+        // Slightly-off JSON as models write it.
+        assert_eq!(parse_intent(&format!("Here it is: {GOOD} Hope this helps.")).unwrap(), i);
+        assert_eq!(parse_intent(&format!("```json\n{GOOD}")).unwrap(), i, "unterminated fence");
+        assert_eq!(parse_intent(&GOOD.replace("\"extra\": 1}", "\"extra\": [1,],}")).unwrap(), i, "trailing commas");
+        assert_eq!(parse_intent(&GOOD.replace("true", "\"true\"")).unwrap(), i, "a quoted boolean");
+        let with_comma_in_string = GOOD.replace("long context", "a, }");
+        assert_eq!(parse_intent(&with_comma_in_string).unwrap().reasoning, "a, }", "strings stay untouched");
         for (bad, why) in [
-            ("sure! here it is", "not JSON"),
+            ("sure! here it is", "no JSON object"),
             ("[1]", "not a JSON object"),
             (r#"{"needs_websearch": "yes"}"#, "needs_websearch"),
             (&GOOD.replace("Complex", "hard"), "complexity"),
             (&GOOD.replace("KIMI", "openai"), "recommended_provider"),
             (&GOOD.replace("\"reasoning\": \"long context\",", ""), "reasoning"),
-            (&format!("```json\n{GOOD}"), "fence"),
-            (&format!("Here: {GOOD}"), "not JSON"),
+            ("{ not json at all }", "not JSON"),
         ] {
             let e = parse_intent(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

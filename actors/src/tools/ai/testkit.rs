@@ -283,9 +283,9 @@ impl Harness {
                 name: name.into(),
                 timeouts: RequestTimeouts {
                     connect: Duration::from_secs(1),
-                    request: Duration::from_secs(5),
-                    first_token: Duration::from_secs(5),
-                    stream: Duration::from_secs(5),
+                    first_byte: Duration::from_secs(5),
+                    idle: Duration::from_secs(5),
+                    total: Duration::from_secs(5),
                 },
                 retry: retry(),
                 transport: Arc::new(move || {

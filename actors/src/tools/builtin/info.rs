@@ -54,13 +54,19 @@ fn recent_problems(env: &ToolEnv, n: usize) -> Vec<Value> {
 }
 
 fn providers(env: &ToolEnv) -> Vec<Value> {
+    let breakers = env.runtime.breakers.snapshot();
     env.catalog
         .providers()
         .iter()
         .map(|p| {
             let models: Vec<&str> =
                 env.catalog.models().iter().filter(|m| m.provider == p.name).map(|m| m.name.as_str()).collect();
-            json!({ "name": p.name, "kind": p.kind, "configured": p.api_key_configured, "models": models })
+            // A disabled provider has no breaker.
+            let breaker = breakers.iter().find(|b| b.provider == p.name).map(
+                |b| json!({ "state": b.state.as_str(), "opened_at_ms": b.opened_at_ms, "transitions": b.transitions }),
+            );
+            json!({ "name": p.name, "kind": p.kind, "configured": p.api_key_configured, "models": models,
+                    "breaker": breaker })
         })
         .collect()
 }
@@ -145,7 +151,9 @@ impl Tool for ListModels {
                     .filter(|m| m.provider == p.name)
                     .map(|m| {
                         json!({ "name": m.name, "aliases": m.aliases, "context_window": m.context_window,
-                                     "max_output_tokens": m.max_output_tokens, "capabilities": m.capabilities })
+                                     "max_output_tokens": m.max_output_tokens, "capabilities": m.capabilities,
+                                     "price_per_million_tokens": { "input": m.input_price, "output": m.output_price,
+                                                                   "currency": "USD" } })
                     })
                     .collect();
                 json!({ "provider": p.name, "configured": p.api_key_configured, "models": models })

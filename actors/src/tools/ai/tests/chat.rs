@@ -25,7 +25,7 @@ async fn chat_makes_one_call_and_keeps_its_model_on_continuation() {
     assert_eq!(r["status"], "continuation_available");
     let cid = r["continuation_offer"]["continuation_id"].clone();
     let r = h.ok(&Chat::new(), json!({ "prompt": "again", "continuation_id": cid })).await;
-    assert_eq!(r["metadata"]["model"], "kimi-k2-0905-preview");
+    assert_eq!(r["metadata"]["model"], "kimi-k2.6");
     assert_eq!(r["metadata"]["routing"], "continuation keeps its model");
     let (_, req) = h.script.requests().pop().unwrap();
     assert_eq!(req.messages.len(), 4, "system + previous exchange + new prompt");

@@ -52,7 +52,7 @@ async fn walks_models_one_per_call_then_synthesises() {
 
     let r2 = h.ok(&tool, step(2, json!({ "continuation_id": cid, "current_model_index": 1 }))).await;
     assert_eq!(r2["status"], "consulting_next_model");
-    assert_eq!(r2["model_consulted"]["response"], "opinion of kimi-k2-0905-preview via kimi");
+    assert_eq!(r2["model_consulted"]["response"], "opinion of kimi-k2.6 via kimi");
     assert_eq!(r2["next_model_index"], 2);
     assert_eq!(h.script.calls(), 2);
 
@@ -67,7 +67,7 @@ async fn walks_models_one_per_call_then_synthesises() {
     assert_eq!(h.script.calls(), 4);
     let (_, synth) = h.script.requests().pop().unwrap();
     let prompt = synth.messages[1].content.as_str().unwrap().to_string();
-    for m in ["opinion of glm-4.5", "opinion of kimi-k2-0905-preview", "opinion of glm-4.6", "agent view 3"] {
+    for m in ["opinion of glm-4.5", "opinion of kimi-k2.6", "opinion of glm-4.6", "agent view 3"] {
         assert!(prompt.contains(m), "synthesis lacks {m}");
     }
 

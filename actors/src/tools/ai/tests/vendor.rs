@@ -32,7 +32,11 @@ async fn kimi_chat_with_tools_routes_to_kimi_and_returns_tool_calls() {
     assert_eq!(r["finish_reason"], "tool_calls");
     assert_eq!(r["usage"]["total_tokens"], 15);
     let (provider, req) = h.script.requests().pop().unwrap();
-    assert_eq!((provider.as_str(), req.model.as_str()), ("kimi", "kimi-k2-turbo-preview"), "auto = Kimi speed model");
+    assert_eq!(
+        (provider.as_str(), req.model.as_str()),
+        ("kimi", "kimi-k2.7-code-highspeed"),
+        "auto = Kimi speed model"
+    );
     assert!(req.web_search);
     assert_eq!(req.tools.as_ref().unwrap().len(), 1);
 
