@@ -133,10 +133,11 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class (the metrics pre-register one series per class and provider).
-    pub const ALL: [ErrorClass; 8] = [
+    pub const ALL: [ErrorClass; 9] = [
         ErrorClass::RateLimit,
         ErrorClass::Timeout,
         ErrorClass::Auth,
+        ErrorClass::Account,
         ErrorClass::Server,
         ErrorClass::Network,
         ErrorClass::Client,
