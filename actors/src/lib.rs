@@ -7,6 +7,7 @@
 pub mod access;
 pub mod breakers;
 pub mod catalog;
+pub mod clock;
 pub mod conversation;
 pub mod coordinator;
 pub mod dispatch;
@@ -22,6 +23,7 @@ pub mod provider;
 pub mod result_cache;
 pub mod session;
 pub mod settings;
+pub mod supervision;
 pub mod toollog;
 pub mod tools;
 pub mod watcher;

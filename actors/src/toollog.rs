@@ -13,9 +13,9 @@
 //! - it ends when the coordinator stops it at shutdown (after a final drain) or by a panic,
 //!   after which the coordinator recreates it; the queue outlives it, so nothing queued is lost.
 
-use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::ports::{Store, ToolCallRecord};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 use super::AppState;
 use actix_web::{web, HttpResponse};
 use exai_actors::breakers::BreakerState;
-use exai_actors::env::ChildState;
+use exai_actors::supervision::ChildState;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 

@@ -22,7 +22,7 @@
 //! discovers them again and finishes the job.
 
 use super::ports::{CleanupItem, CleanupSummary, FileRef, FileRegistry, ProviderFiles};
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::ports::StoreError;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;

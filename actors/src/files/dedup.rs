@@ -26,11 +26,11 @@
 use super::hash::{inflight_size_key, Digests};
 use super::ports::{BlobStore, FileRef, FileRegistry};
 use super::resolve::{store_error, Resolver};
-use crate::coordinator::{Crash, Drain, ExitNotifier};
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
 use crate::provider::service::ProviderSet;
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -23,12 +23,12 @@ mod mcp;
 pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, SessionCore, SessionRegistry};
 
 use self::core::CallEntry;
-use crate::coordinator::{DrainSession, RegisterSession, UnregisterSession};
+use crate::clock::now_ms;
 use crate::dispatch::{CallRequest, CallResult, Dispatcher};
-use crate::env::now_ms;
 use crate::limits::ConnGuard;
 use crate::ports::SessionRecord;
 use crate::result_cache::ResultCache;
+use crate::supervision::{DrainSession, RegisterSession, UnregisterSession};
 use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::future::{AbortHandle, Abortable};
