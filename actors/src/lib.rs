@@ -11,6 +11,7 @@ pub mod clock;
 pub mod conversation;
 pub mod coordinator;
 pub mod dispatch;
+pub mod engine;
 pub mod env;
 pub mod error;
 pub mod files;

@@ -59,8 +59,17 @@ fn to_inbound(item: Result<AggregatedMessage, ProtocolError>, limit: usize) -> I
         Ok(AggregatedMessage::Close(r)) => {
             Inbound::Close(r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())))
         }
+        // RFC 6455: 1009 for a message too big, whether one frame or reassembled fragments
+        // (actix-ws reports the latter as an I/O error), 1007 for a text message that is not
+        // UTF-8.
         Err(ProtocolError::Overflow) => {
             Inbound::Error { code: 1009, reason: format!("message too big (limit {limit} bytes)") }
+        }
+        Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
+            Inbound::Error { code: 1009, reason: format!("message too big (limit {limit} bytes)") }
+        }
+        Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Inbound::Error { code: 1007, reason: "text message is not valid UTF-8".into() }
         }
         Err(e) => Inbound::Error { code: 1002, reason: format!("protocol error: {e}") },
     }
@@ -236,6 +245,13 @@ pub async fn upgrade(
         }
         (Some(_), None) => false,
     };
+    let resume = query_param(&req, "session_id");
+    if resume.as_deref().is_some_and(|s| !exai_actors::protocol::legacy::valid_session_id(s)) {
+        // A clear error, not a silently replaced id (the client would lose its session).
+        return Ok(
+            HttpResponse::BadRequest().body("invalid session_id: 3 to 64 characters of A-Z, a-z, 0-9, '-' and '_'")
+        );
+    }
     let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let guard = match state.runtime.connections.try_admit(peer) {
         Ok(g) => g,
@@ -268,7 +284,6 @@ pub async fn upgrade(
         frames_out: state.metrics.frames.with_label_values(&["out"]),
     };
     actix_rt::spawn(writer(session, rx, side));
-    let resume = query_param(&req, "session_id").filter(|s| exai_actors::protocol::legacy::valid_session_id(s));
     let info = ConnInfo { peer, mcp_subprotocol: mcp, authenticated, guard, resume };
     let deps = state.session_deps.clone();
     WsSession::create(move |ctx| {

@@ -5,6 +5,7 @@
 //! upstream request, streaming to clients, and conversations across a restart.
 
 mod faults;
+mod http_resume;
 mod routing;
 mod threads;
 

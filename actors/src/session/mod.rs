@@ -20,18 +20,17 @@ pub mod core;
 mod legacy;
 mod mcp;
 
-pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, SessionCore, SessionRegistry};
+pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, Route, SessionCore, SessionRegistry};
 
 use self::core::CallEntry;
 use crate::clock::now_ms;
-use crate::dispatch::{CallRequest, CallResult, Dispatcher};
+use crate::dispatch::Dispatcher;
 use crate::limits::ConnGuard;
 use crate::ports::SessionRecord;
 use crate::result_cache::ResultCache;
 use crate::supervision::{DrainSession, RegisterSession, UnregisterSession};
 use actix::prelude::*;
 use bytes::Bytes;
-use futures_util::future::{AbortHandle, Abortable};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,9 +137,17 @@ pub struct ConnInfo {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl WsSession {
+    /// Attach now unless already attached (a resumed connection waits for its handshake).
+    fn ensure_attached(&mut self, ctx: &mut Context<Self>) {
+        if !self.attached {
+            self.attach(ctx);
+        }
+    }
+
     /// Attach this connection to its session core: buffered replies flow first; replies that
     /// could not be kept while detached are answered with an explicit error now.
     fn attach(&mut self, ctx: &mut Context<Self>) {
+        self.attached = true;
         self.return_slot.set(&self.core);
         let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), ctx.address().recipient());
         for to in lost {
@@ -156,6 +163,9 @@ impl WsSession {
 
     /// Leave the session: it waits `resume grace` for its client, then its calls are cancelled.
     fn detach(&mut self) {
+        if !self.attached {
+            return;
+        }
         let sessions = self.deps.sessions.clone();
         match self.core.detach(self.conn_id) {
             Some(at) if self.resumable && self.mode != Mode::Detecting && !sessions.grace.is_zero() => {
@@ -176,6 +186,7 @@ impl WsSession {
     fn switch_session(&mut self, id: &str, ctx: &mut Context<Self>) {
         self.resumable = true;
         if id == self.session_id.as_ref() {
+            self.ensure_attached(ctx);
             return;
         }
         if self.core.detach(self.conn_id).is_some() && self.core.inflight() == 0 {
@@ -209,6 +220,11 @@ pub struct WsSession {
     /// MCP: this connection attached to a session that already existed (`?session_id=` of a
     /// session still within its resume grace), so its calls and buffered replies carry on.
     resumed: bool,
+    /// Attached to its core (a resumed connection attaches after its handshake reply, so
+    /// that reply comes before the buffered ones).
+    attached: bool,
+    /// A message (text or binary frame) has arrived on this connection.
+    seen_message: bool,
     last_seen: Instant,
     draining: Option<Instant>,
     closing: bool,
@@ -229,6 +245,8 @@ impl WsSession {
         WsSession {
             conn_id,
             resumed: existed && info.resume.is_some(),
+            attached: false,
+            seen_message: false,
             session_id: Arc::clone(core.id()),
             deps,
             mode,
@@ -274,6 +292,18 @@ impl WsSession {
                 self.closing = true;
                 ctx.stop();
             }
+        }
+    }
+
+    /// A reply that must precede anything buffered for the session (handshake replies of a
+    /// connection that is not attached yet) goes straight into the outbox.
+    fn send_first(&mut self, text: String, ctx: &mut Context<Self>) {
+        if self.attached {
+            return self.send(text, true, ctx);
+        }
+        if self.out.try_send(Outbound::Text(text)).is_err() {
+            self.closing = true;
+            ctx.stop();
         }
     }
 
@@ -333,53 +363,6 @@ impl WsSession {
         });
     }
 
-    /// Can a new call start? Returns the refusal otherwise.
-    fn admit(&self) -> Result<(), crate::error::ToolError> {
-        use crate::error::ToolError;
-        if self.draining.is_some() || self.env().runtime.is_shutting_down() {
-            return Err(ToolError::ShuttingDown);
-        }
-        let max = self.env().settings.session_max_inflight;
-        if self.core.inflight() >= max {
-            return Err(ToolError::OverCapacity {
-                message: format!("session concurrency limit reached ({max} calls in flight on this connection)"),
-                retry_after_secs: self.env().settings.retry_after_secs,
-            });
-        }
-        Ok(())
-    }
-
-    /// Start a call as its own task on this worker thread, owned by the session core (it
-    /// outlives this connection while the session may be resumed). `render` turns the result
-    /// into the terminal frames.
-    fn spawn_call(
-        &mut self,
-        key: String,
-        reply_to: ReplyTo,
-        req: CallRequest,
-        render: fn(&SessionDeps, &Arc<str>, &ReplyTo, &CallResult) -> Vec<String>,
-    ) {
-        let tool = req.name.clone();
-        // Every line logged while the call runs names its session and request.
-        let span = tracing::info_span!("call", session = %req.session_id, request = %req.request_id,
-                                       tool = %req.name, protocol = req.protocol);
-        let fut = tracing::Instrument::instrument(self.deps.dispatcher.call(req), span);
-        let (abort, registration) = AbortHandle::new_pair();
-        let poll = self.env().settings.idle_poll();
-        let (core, deps, sid, to, k) =
-            (Arc::clone(&self.core), self.deps.clone(), Arc::clone(&self.session_id), reply_to.clone(), key.clone());
-        self.core.add_call(key, CallEntry { abort, tool, started: Instant::now(), reply_to });
-        actix_rt::spawn(Abortable::new(
-            async move {
-                let res = fut.await;
-                crate::idle_poll::touch(poll);
-                let frames = render(&deps, &sid, &to, &res);
-                core.finish(&k, frames);
-            },
-            registration,
-        ));
-    }
-
     /// Cancel a call: drop its future (permits come back, provider requests abort).
     fn cancel_call(&mut self, key: &str) -> Option<CallEntry> {
         self.core.cancel(key)
@@ -437,6 +420,7 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: String, ctx: &mut Context<Self>) {
+        self.seen_message = true;
         self.env().metrics.frames.with_label_values(&["in"]).inc();
         match self.mode {
             Mode::Mcp => self.on_mcp_frame(&text, ctx),
@@ -530,7 +514,9 @@ impl Actor for WsSession {
             self.set_mode(Mode::Mcp);
             self.record_session(false);
         }
-        self.attach(ctx);
+        if !self.resumed {
+            self.attach(ctx);
+        }
         let s = &self.env().settings;
         let hb = Duration::from_secs(s.heartbeat_interval_secs.max(1));
         let progress = Duration::from_secs(s.progress_interval_secs.max(1));
@@ -569,7 +555,7 @@ impl StreamHandler<Inbound> for WsSession {
             Inbound::Text(t) => self.on_text(t, ctx),
             Inbound::Binary(b) => match String::from_utf8(b.to_vec()) {
                 Ok(t) => self.on_text(t, ctx),
-                Err(_) => self.close(1003, "binary frames must carry UTF-8 JSON", ctx),
+                Err(_) => self.close(1007, "binary frames must carry UTF-8 JSON", ctx),
             },
             Inbound::Ping(b) => {
                 let _ = self.out.try_send(Outbound::Pong(b));
