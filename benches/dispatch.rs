@@ -78,6 +78,7 @@ fn bench_dispatch(c: &mut Criterion) {
                             args: None,
                             session_id: Arc::clone(&session),
                             request_id: i.to_string(),
+                            principal: Arc::clone(&session),
                             protocol: "bench",
                             progress: ProgressSink::none(),
                         })

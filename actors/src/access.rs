@@ -14,7 +14,31 @@
 //! an `Origin` (editors, SDKs, scripts: anything that is not a browser) passes the Origin
 //! check.
 
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The principal of every caller when no token is configured: all local clients are one user.
+pub const LOCAL_PRINCIPAL: &str = "local";
+
+/// Who a caller is, from the credential it presented (after the transport checked it):
+/// [`LOCAL_PRINCIPAL`] without one, else `token:` and the first 16 bytes of the token's
+/// SHA-256 in hex (never the token itself). Threads, named sessions and tasks belong to a
+/// principal: any connection, session or transport of the same principal may use them,
+/// including after a restart; another principal may not.
+pub fn principal(credential: Option<&str>) -> Arc<str> {
+    let Some(token) = credential.filter(|t| !t.is_empty()) else {
+        return Arc::from(LOCAL_PRINCIPAL);
+    };
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(6 + 32);
+    out.push_str("token:");
+    for b in &digest[..16] {
+        let _ = write!(out, "{b:02x}");
+    }
+    Arc::from(out)
+}
 
 /// Why a request was refused (HTTP 403 on every transport).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +153,17 @@ impl AccessPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn principals_are_local_or_a_token_digest() {
+        assert_eq!(&*principal(None), LOCAL_PRINCIPAL);
+        assert_eq!(&*principal(Some("")), LOCAL_PRINCIPAL);
+        let a = principal(Some("secret-token-a"));
+        assert!(a.starts_with("token:") && a.len() == 6 + 32, "{a}");
+        assert!(!a.contains("secret"), "the token itself never appears");
+        assert_eq!(a, principal(Some("secret-token-a")));
+        assert_ne!(a, principal(Some("secret-token-b")));
+    }
 
     #[test]
     fn host_parsing_and_matching() {

@@ -47,6 +47,8 @@ pub struct CallRequest {
     pub session_id: Arc<str>,
     /// Request id as text.
     pub request_id: String,
+    /// Who calls ([`crate::access::principal`]): owns the threads the call opens.
+    pub principal: Arc<str>,
     /// `mcp-ws`, `mcp-http`, `legacy-ws`.
     pub protocol: &'static str,
     /// Where progress goes.
@@ -241,6 +243,7 @@ impl Dispatcher {
             session_id: req.session_id,
             request_id: req.request_id,
             call_id: Arc::from(uuid::Uuid::now_v7().to_string()),
+            principal: req.principal,
             protocol: req.protocol,
             progress: req.progress,
             env: Arc::clone(&self.env),

@@ -263,7 +263,8 @@ pub struct ConversationsConfig {
     pub max_turns: u32,
     /// A thread not continued for this many hours expires.
     pub ttl_hours: u64,
-    /// Whether any session may continue a thread (false: only the session that created it).
+    /// Whether any admitted caller may continue any thread (false: only the principal — the
+    /// token, or every local client without one — that started it).
     pub cross_session: bool,
     /// How turns are stored: `on` — journaled in `<data_dir>/journal` before the reply and
     /// applied to the store behind it; `off` — written to the store before the reply; `auto`

@@ -1,6 +1,11 @@
 //! Conversation threads (`continuation_id`): stored through the `Store` port, re-sent to the
 //! provider on every turn (the vendor APIs are stateless), capped in turns, expiring after a
-//! configured time, and scoped to the session that created them unless configured otherwise.
+//! configured time, and owned by the principal that created them
+//! ([`crate::access::principal`]: the token, or every local client when none is set): any
+//! connection, session or transport of that principal may continue a thread, also after a
+//! restart; another principal may not, unless `conversations.cross_session` allows it.
+//! The owner is kept in the thread's metadata (`owner`); threads stored before owners existed
+//! have none and may be continued by anyone admitted.
 //!
 //! Each exchange appends the user and the assistant message with idempotency keys derived
 //! from (conversation, the server's call id, role): a replayed journal record or a retried
@@ -34,7 +39,7 @@ pub struct ConversationSettings {
     pub max_turns: u32,
     /// Lifetime of a thread from its creation.
     pub ttl: Duration,
-    /// Allow continuing a thread from another session.
+    /// Allow continuing a thread owned by another principal.
     pub cross_session: bool,
 }
 
@@ -124,9 +129,16 @@ impl Conversations {
         self.settings
     }
 
-    /// Continue `continuation_id` (checked: exists, not expired, same session, under the turn
-    /// cap) or prepare a new thread for `tool`.
-    pub async fn open(&self, continuation_id: Option<&str>, session: &str, tool: &str) -> Result<Thread, ToolError> {
+    /// Continue `continuation_id` (checked: exists, not expired, owned by `principal`, under
+    /// the turn cap) or prepare a new thread for `tool`, owned by `principal` and recording
+    /// the `session` that started it.
+    pub async fn open(
+        &self,
+        continuation_id: Option<&str>,
+        session: &str,
+        principal: &str,
+        tool: &str,
+    ) -> Result<Thread, ToolError> {
         let now = now_ms();
         let Some(cid) = continuation_id.map(str::trim).filter(|c| !c.is_empty()) else {
             // Time-ordered (UUIDv7: 48-bit ms timestamp, 74 random bits): a new thread's rows
@@ -145,7 +157,7 @@ impl Conversations {
                     created_at_ms: now,
                     updated_at_ms: now,
                     expires_at_ms: now + self.settings.ttl.as_millis() as i64,
-                    metadata: json!({}),
+                    metadata: json!({ "owner": principal }),
                 },
                 history: Vec::new(),
                 is_new: true,
@@ -164,8 +176,9 @@ impl Conversations {
         if rec.expires_at_ms <= now {
             return Err(bad(format!("continuation_id '{cid}' has expired; start a new conversation")));
         }
-        if !self.settings.cross_session && rec.session_id.as_deref().is_some_and(|s| s != session) {
-            return Err(bad(format!("continuation_id '{cid}' belongs to another session")));
+        let owner = rec.metadata.get("owner").and_then(Value::as_str);
+        if !self.settings.cross_session && owner.is_some_and(|o| o != principal) {
+            return Err(bad(format!("continuation_id '{cid}' belongs to another user (token)")));
         }
         if (rec.turn_count / 2) as u32 >= self.settings.max_turns {
             return Err(bad(format!(
@@ -289,9 +302,9 @@ mod tests {
     async fn new_thread_ids_are_time_ordered_uuids() {
         let store: Arc<dyn Store> = Arc::new(crate::tools::ai::testkit::MemStore::default());
         let c = Conversations::new(store, ConversationSettings::default());
-        let a = c.open(None, "s", "chat").await.unwrap().record.id;
+        let a = c.open(None, "s", "local", "chat").await.unwrap().record.id;
         std::thread::sleep(Duration::from_millis(2));
-        let b = c.open(None, "s", "chat").await.unwrap().record.id;
+        let b = c.open(None, "s", "local", "chat").await.unwrap().record.id;
         for id in [&a, &b] {
             assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7, "{id}");
         }

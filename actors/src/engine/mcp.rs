@@ -110,6 +110,7 @@ fn tools_call(c: &Caller<'_>, id: RequestId, params: Option<Value>) -> Answer {
         args: p.arguments,
         session_id: Arc::clone(c.core.id()),
         request_id: id.to_string(),
+        principal: Arc::clone(c.principal),
         protocol: c.protocol,
         progress: progress_sink(
             c.core,

@@ -37,6 +37,8 @@ pub struct Caller<'a> {
     pub route: Route,
     /// The connection is draining (shutdown): no new calls.
     pub draining: bool,
+    /// Who is calling ([`crate::access::principal`]).
+    pub principal: &'a Arc<str>,
 }
 
 /// Turns a finished call into its terminal frames.

@@ -175,6 +175,7 @@ impl WsSession {
             args: arguments,
             session_id: Arc::clone(&self.session_id),
             request_id: rid.clone(),
+            principal: std::sync::Arc::clone(&self.principal),
             protocol: "legacy-ws",
             progress: progress_sink(self.out.clone(), rid.clone(), canonical.clone()),
         };
@@ -186,6 +187,7 @@ impl WsSession {
             protocol: "legacy-ws",
             route: super::Route::Attached,
             draining: self.draining.is_some(),
+            principal: &self.principal,
         };
         // The ack goes out before the call can possibly finish (it runs as its own task).
         match crate::engine::start_call(&caller, rid.clone(), ReplyTo::Legacy(rid.clone()), req, render) {

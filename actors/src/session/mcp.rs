@@ -28,6 +28,7 @@ impl WsSession {
             protocol: "mcp-ws",
             route: Route::Attached,
             draining: self.draining.is_some(),
+            principal: &self.principal,
         }
     }
 

@@ -202,6 +202,8 @@ impl WsSession {
 /// The session actor.
 pub struct WsSession {
     conn_id: u64,
+    /// Who is connected ([`crate::access::principal`]).
+    principal: Arc<str>,
     session_id: Arc<str>,
     deps: SessionDeps,
     mode: Mode,
@@ -242,8 +244,12 @@ impl WsSession {
         let mode = if info.mcp_subprotocol { Mode::Mcp } else { Mode::Detecting };
         let id = info.resume.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (core, existed) = deps.sessions.get_or_create(&id);
+        // Admission already checked the credential: a caller admitted with the configured
+        // token (or on a server without one) is that token's principal.
+        let principal = crate::access::principal(deps.dispatcher.env().settings.auth_token.as_deref());
         WsSession {
             conn_id,
+            principal,
             resumed: existed && info.resume.is_some(),
             attached: false,
             seen_message: false,

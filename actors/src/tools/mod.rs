@@ -286,6 +286,8 @@ pub struct ToolContext {
     /// The server's id for this call (UUIDv7, unique across calls, sessions and restarts):
     /// what stored turns and vendor idempotency keys are derived from.
     pub call_id: Arc<str>,
+    /// Who calls ([`crate::access::principal`]): threads belong to it, not to a connection.
+    pub principal: Arc<str>,
     /// Which protocol carried the call (`mcp-ws`, `mcp-http`, `legacy-ws`).
     pub protocol: &'static str,
     /// Progress and streaming output.

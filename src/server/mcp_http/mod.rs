@@ -78,6 +78,8 @@ pub struct McpHttp {
     dispatcher: Dispatcher,
     cfg: McpHttpConfig,
     sessions: Sessions,
+    /// The principal of every caller admitted (the configured token's, or `local`).
+    principal: Arc<str>,
 }
 
 impl McpHttp {
@@ -86,7 +88,8 @@ impl McpHttp {
     pub fn new(dispatcher: Dispatcher, cfg: McpHttpConfig, registry: SessionRegistry) -> Arc<McpHttp> {
         let idle = Duration::from_secs(cfg.session_idle_secs.max(1));
         let sessions = Sessions::new(Arc::clone(dispatcher.env()), registry, idle, cfg.max_sessions);
-        Arc::new(McpHttp { dispatcher, cfg, sessions })
+        let principal = exai_actors::access::principal(cfg.auth_token.as_deref());
+        Arc::new(McpHttp { dispatcher, cfg, sessions, principal })
     }
 
     /// Live sessions (idle ones are swept first, at most once a second).

@@ -1,6 +1,6 @@
 //! Conversations: a thread continues across a server restart on SQLite and on PostgreSQL
-//! (history re-sent to the provider), keeps its model, is scoped to its session, and stops
-//! at the turn cap.
+//! (history re-sent to the provider), keeps its model, belongs to its user (the principal)
+//! rather than its connection, and stops at the turn cap.
 
 use super::*;
 use crate::store::harness::on_each_backend;
@@ -15,6 +15,10 @@ fn user_texts(req: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Threads belong to the user (the principal), not to a connection: three turns on one
+/// continuation_id from three unnamed connections, every one with JSON-RPC id 1 (as every
+/// `exai call` and every SDK after a reconnect), with a daemon restart between turns 1 and 2.
+/// Every turn succeeds and the provider receives the whole history each time.
 #[actix_rt::test]
 async fn conversation_continues_across_a_restart_on_every_backend() {
     on_each_backend(|url| async move {
@@ -26,29 +30,53 @@ async fn conversation_continues_across_a_restart_on_every_backend() {
         let first = call(&mut c, 1, "chat", json!({"prompt": "remember the word PLUM", "model": "glm-4.5"})).await;
         let s = ok(&first).clone();
         let cid = s["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
-        let answer = s["content"].as_str().unwrap().to_string();
+        let mut expected = vec!["remember the word PLUM".to_string(), s["content"].as_str().unwrap().to_string()];
         drop(c);
         server.sigterm();
         assert_eq!(server.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0));
 
         let server = ServerProcess::start(opts());
-        let mut c = mcp(&server).await;
-        // Same session scope is the MCP session; allow this test's new connection to continue it.
-        let r = call(&mut c, 2, "chat", json!({"prompt": "which word?", "continuation_id": cid})).await;
-        assert_eq!(err(&r)["code"], "VALIDATION_ERROR", "another session may not continue the thread");
-        drop(server);
-
-        let server = ServerProcess::start(opts().set("conversations.cross_session", "true"));
-        let mut c = mcp(&server).await;
-        let r = call(&mut c, 3, "chat", json!({"prompt": "which word?", "continuation_id": cid})).await;
-        let s = ok(&r);
-        assert_eq!(s["metadata"]["model"], "glm-4.5", "a continuation keeps its model");
-        let last = chats(&m.glm).await.last().cloned().unwrap();
-        let texts = user_texts(&last);
-        assert_eq!(texts, vec!["remember the word PLUM".to_string(), answer, "which word?".to_string()]);
-        assert_eq!(s["continuation_offer"]["continuation_id"], cid.as_str());
+        for prompt in ["which word?", "and again?"] {
+            let mut c = mcp(&server).await;
+            let r = call(&mut c, 1, "chat", json!({"prompt": prompt, "continuation_id": cid})).await;
+            let s = ok(&r).clone();
+            assert_eq!(s["metadata"]["model"], "glm-4.5", "a continuation keeps its model");
+            assert_eq!(s["continuation_offer"]["continuation_id"], cid.as_str());
+            let last = chats(&m.glm).await.last().cloned().unwrap();
+            expected.push(prompt.to_string());
+            assert_eq!(user_texts(&last), expected, "the provider receives the whole history");
+            expected.push(s["content"].as_str().unwrap().to_string());
+        }
     })
     .await;
+}
+
+/// Another token is another user: its callers cannot continue the first one's threads.
+#[actix_rt::test]
+async fn a_thread_is_not_continued_with_another_token() {
+    let m = Mocks::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("token-of-user-a-0123456789", "token-of-user-b-0123456789");
+    let server = ServerProcess::start(options(&m).data_dir(dir.path()).auth_token(a));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp().bearer(a)).await;
+    c.mcp_initialize().await;
+    let r = call(&mut c, 1, "chat", json!({"prompt": "secret plans"})).await;
+    let cid = ok(&r)["continuation_offer"]["continuation_id"].as_str().unwrap().to_string();
+    drop(c);
+    drop(server);
+    let server = ServerProcess::start(options(&m).data_dir(dir.path()).auth_token(b));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp().bearer(b)).await;
+    c.mcp_initialize().await;
+    let r = call(&mut c, 1, "chat", json!({"prompt": "tell me", "continuation_id": cid})).await;
+    assert_eq!(err(&r)["code"], "VALIDATION_ERROR");
+    assert!(err(&r)["message"].as_str().unwrap().contains("belongs to another user"), "{r}");
+    drop(server);
+    // The first user, back on a third server process, still owns it.
+    let server = ServerProcess::start(options(&m).data_dir(dir.path()).auth_token(a));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp().bearer(a)).await;
+    c.mcp_initialize().await;
+    let r = call(&mut c, 1, "chat", json!({"prompt": "tell me", "continuation_id": cid})).await;
+    assert_eq!(ok(&r)["continuation_offer"]["continuation_id"], cid.as_str());
 }
 
 #[actix_rt::test]

@@ -13,7 +13,7 @@ fn dir(name: &str) -> std::path::PathBuf {
 }
 
 async fn exchange(c: &Conversations, cid: Option<&str>, n: u32) -> String {
-    let mut t = c.open(cid, "s1", "chat").await.unwrap();
+    let mut t = c.open(cid, "s1", "local", "chat").await.unwrap();
     let req = format!("req-{n}");
     c.record_exchange(&mut t, &req, &format!("q{n}"), &format!("a{n}"), "m", "p", serde_json::json!({})).await.unwrap();
     t.record.continuation_id.clone()
@@ -29,7 +29,7 @@ async fn turns_reach_the_store_in_order_and_a_continuation_sees_them() {
     let cid = exchange(&c, None, 1).await;
     // The continuation waits for the first turn, then adds its own.
     exchange(&c, Some(&cid), 2).await;
-    let t = c.open(Some(&cid), "s1", "chat").await.unwrap();
+    let t = c.open(Some(&cid), "s1", "local", "chat").await.unwrap();
     let texts: Vec<_> = t.history.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["q1", "a1", "q2", "a2"]);
     assert_eq!(t.record.turn_count, 4);
@@ -58,7 +58,7 @@ async fn a_restart_replays_turns_the_writer_never_applied() {
     let wb = WriteBehind::open(&d, store.clone(), 16, metrics.clone()).await.unwrap();
     assert_eq!(metrics.conversation_journal_replayed.get(), 1);
     let c = Conversations::with_write_behind(store.clone(), ConversationSettings::default(), wb);
-    let t = c.open(Some(&cid), "s1", "chat").await.unwrap();
+    let t = c.open(Some(&cid), "s1", "local", "chat").await.unwrap();
     assert_eq!(t.history.len(), 2, "the replayed turn is stored");
     assert_eq!(t.record.model.as_deref(), Some("m"), "the thread's record came with its first turn");
     let _ = std::fs::remove_dir_all(&d);

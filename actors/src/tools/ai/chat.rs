@@ -52,7 +52,7 @@ impl Tool for Chat {
         Box::pin(async move {
             let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or_default().to_string();
             let cid = args.get("continuation_id").and_then(Value::as_str);
-            let mut thread = ctx.env.conversations.open(cid, &ctx.session_id, "chat").await?;
+            let mut thread = ctx.env.conversations.open(cid, &ctx.session_id, &ctx.principal, "chat").await?;
             let turn = Turn {
                 tool: "chat",
                 system: SYSTEM.into(),

@@ -359,6 +359,7 @@ impl Harness {
             session_id: Arc::from("session-1"),
             request_id: String::new(),
             call_id: Arc::from(""),
+            principal: crate::access::principal(None),
             protocol: "test",
             progress: ProgressSink::none(),
             env,

@@ -173,7 +173,8 @@ pub async fn open_thread(
     tool: &str,
     step_number: u32,
 ) -> Result<(Thread, Vec<String>), ToolError> {
-    let thread = ctx.env.conversations.open(Common(args).str("continuation_id"), &ctx.session_id, tool).await?;
+    let thread =
+        ctx.env.conversations.open(Common(args).str("continuation_id"), &ctx.session_id, &ctx.principal, tool).await?;
     let mut warnings = Vec::new();
     if thread.is_new && step_number > 1 {
         warnings.push(format!(

@@ -88,7 +88,7 @@ async fn intermediate_steps_make_no_call_and_final_makes_one() {
     assert_eq!(req.messages[0].role, "system");
 
     // The thread holds all three steps (a restart would lose nothing).
-    let thread = h.ctx.env.conversations.open(Some(&cid), "session-1", "debug").await.unwrap();
+    let thread = h.ctx.env.conversations.open(Some(&cid), "session-1", "local", "debug").await.unwrap();
     let steps: Vec<StepRecord> = recorded(&thread, "debug");
     assert_eq!(steps.iter().map(|s| s.step_number).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(thread.record.model.is_none(), "workflow threads do not lock a model");
