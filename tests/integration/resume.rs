@@ -201,3 +201,19 @@ async fn a_stalled_client_is_closed_1013_without_disturbing_others() {
         "ran once each"
     );
 }
+
+#[actix_rt::test]
+async fn a_second_connection_of_the_same_principal_takes_a_named_session_over_and_the_first_is_closed_4004() {
+    let server = ServerProcess::start(ServerOptions::new());
+    let url = server.ws_url("/mcp?session_id=taken-over-1");
+    let mut first = WsClient::connect(&url, WsOptions::mcp()).await;
+    first.mcp_initialize().await;
+    let mut second = WsClient::connect(&url, WsOptions::mcp()).await;
+    let init = second.mcp_initialize().await;
+    assert_eq!(init["result"]["_meta"]["exai/resumed"], true, "{init}");
+    let (code, reason) = first.recv_close(Duration::from_secs(10)).await.expect("the replaced connection is closed");
+    assert_eq!(code, 4004, "{reason}");
+    // The session carries on on the newer connection.
+    let r = second.request(2, "tools/call", json!({"name":"version"})).await;
+    assert_eq!(r["result"]["isError"], false, "{r}");
+}

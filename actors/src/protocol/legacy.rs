@@ -24,6 +24,10 @@ pub mod close {
     pub const HELLO_TIMEOUT: u16 = 4002;
     /// Bad token.
     pub const UNAUTHORIZED: u16 = 4003;
+    /// Another connection of the same principal attached to this session (it took over).
+    pub const REPLACED: u16 = 4004;
+    /// The named session belongs to another principal.
+    pub const SESSION_OWNED: u16 = 4005;
 }
 
 /// A parsed client op.

@@ -135,10 +135,17 @@ pub enum Read {
 #[rtype(result = "()")]
 pub struct CallFinished;
 
+/// Sent to the connection attached to a session when another connection of the same
+/// principal attaches to it (the newer one takes over; the older one closes).
+#[derive(actix::Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SessionReplaced;
+
 struct Attached {
     conn_id: u64,
     out: mpsc::Sender<Outbound>,
     notify: actix::Recipient<CallFinished>,
+    replaced: actix::Recipient<SessionReplaced>,
 }
 
 struct Inner {
@@ -417,9 +424,13 @@ impl SessionCore {
         conn_id: u64,
         out: mpsc::Sender<Outbound>,
         notify: actix::Recipient<CallFinished>,
+        replaced: actix::Recipient<SessionReplaced>,
     ) -> (Vec<ReplyTo>, u64) {
         let mut g = self.lock();
-        g.attached = Some(Attached { conn_id, out, notify });
+        if let Some(old) = g.attached.take().filter(|a| a.conn_id != conn_id) {
+            old.replaced.do_send(SessionReplaced);
+        }
+        g.attached = Some(Attached { conn_id, out, notify, replaced });
         g.detached_at = None;
         g.stalled_since = if g.pending.is_empty() { None } else { Some(Instant::now()) };
         g.pumping = false;
@@ -816,5 +827,74 @@ impl SessionRegistry {
     /// True when no session is known.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn registry(per_session_bytes: usize) -> SessionRegistry {
+        let limits = BufferLimits { per_session_bytes, ..BufferLimits::default() };
+        SessionRegistry::new(limits, Duration::from_secs(1), 2)
+    }
+
+    #[test]
+    fn a_session_belongs_to_its_first_principal() {
+        let core = registry(1 << 20).create();
+        let (alice, bob): (Arc<str>, Arc<str>) = (Arc::from("token:a"), Arc::from("token:b"));
+        assert!(core.bind_principal(&alice));
+        assert!(core.bind_principal(&alice), "the owner attaches again");
+        assert!(!core.bind_principal(&bob), "another principal is refused");
+        assert_eq!(core.meta().principal.as_deref(), Some("token:a"));
+    }
+
+    #[test]
+    fn streams_replay_after_an_event_id_and_release_once_read_to_the_end() {
+        let reg = registry(1 << 20);
+        let core = reg.create();
+        let (a, b) = (core.new_stream(), core.new_stream());
+        core.push_event(a, "p1".into(), false);
+        core.push_event(b, "other".into(), false);
+        core.push_event(a, "p2".into(), false);
+        core.push_event(a, "result".into(), true);
+        let (first, seq) = core.read(a, 0);
+        let Read::Event { id, frame, end: false } = first else { panic!("{first:?}") };
+        assert_eq!(frame.as_deref(), Some("p1"));
+        // A reader that resumes after that id gets the rest of stream `a` only.
+        let (s, after) = parse_event_id(&id).unwrap();
+        assert_eq!((s, after), (a, seq));
+        let (next, seq) = core.read(a, after);
+        assert!(matches!(next, Read::Event { frame: Some(ref f), end: false, .. } if f == "p2"));
+        let (last, seq) = core.read(a, seq);
+        assert!(matches!(last, Read::Event { frame: Some(ref f), end: true, .. } if f == "result"));
+        assert_eq!(core.read(a, seq).0, Read::Wait, "stream a is released once read to its end");
+        assert_eq!(core.buffered_bytes(), "other".len());
+        assert_eq!(reg.buffered_bytes(), "other".len());
+        reg.remove(&core);
+        assert_eq!(reg.buffered_bytes(), 0);
+        assert_eq!(core.read(b, 0).0, Read::Closed);
+        assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[test]
+    fn the_byte_budget_sheds_progress_and_replaces_a_reply_by_an_explicit_error() {
+        let core = registry(64).create();
+        let s = core.new_stream();
+        assert!(!core.push_event(s, "p".repeat(100), false), "progress over the budget is shed");
+        let id = RequestId::Num(5);
+        let entry = CallEntry {
+            abort: AbortHandle::new_pair().0,
+            tool: "t".into(),
+            started: Instant::now(),
+            reply_to: ReplyTo::Mcp(id.clone()),
+            route: Route::Stream(s),
+        };
+        core.admit("n:5".into(), entry).unwrap();
+        assert!(core.finish("n:5", vec!["r".repeat(1000)]));
+        let (read, _) = core.read(s, 0);
+        let Read::Event { frame: Some(f), end: true, .. } = read else { panic!("{read:?}") };
+        assert!(f.contains("did not fit") && f.contains("\"id\":5"), "{f}");
     }
 }

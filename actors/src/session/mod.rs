@@ -147,9 +147,18 @@ impl WsSession {
     /// Attach this connection to its session core: buffered replies flow first; replies that
     /// could not be kept while detached are answered with an explicit error now.
     fn attach(&mut self, ctx: &mut Context<Self>) {
+        // A named session belongs to the principal that first attached to it: another
+        // principal may not take it over (nor read its replies).
+        if !self.core.bind_principal(&self.principal) {
+            tracing::warn!(session = %self.session_id, peer = %self.info.peer,
+                           "attach to a session of another principal refused");
+            let code = crate::protocol::legacy::close::SESSION_OWNED;
+            return self.close(code, "this session belongs to another principal", ctx);
+        }
         self.attached = true;
         self.return_slot.set(&self.core);
-        let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), ctx.address().recipient());
+        let me = ctx.address();
+        let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), me.clone().recipient(), me.recipient());
         for to in lost {
             let err = crate::error::ToolError::Unavailable(
                 "the reply did not fit the session's resume buffer and was dropped; resend the request".into(),
@@ -588,6 +597,18 @@ impl Handler<CallFinished> for WsSession {
 
     fn handle(&mut self, _: CallFinished, ctx: &mut Context<Self>) {
         self.after_call(ctx);
+    }
+}
+
+impl Handler<self::core::SessionReplaced> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: self::core::SessionReplaced, ctx: &mut Context<Self>) {
+        tracing::info!(session = %self.session_id, "another connection of this principal took the session over");
+        // The session is no longer ours: leave it alone when this connection ends.
+        self.attached = false;
+        let code = crate::protocol::legacy::close::REPLACED;
+        self.close(code, "session taken over by a newer connection", ctx);
     }
 }
 

@@ -33,7 +33,14 @@ fn reply(frame: &str, accept: Accept, session: Option<&str>) -> HttpResponse {
 }
 
 fn caller<'a>(http: &'a McpHttp, core: &'a Arc<exai_actors::session::SessionCore>, route: Route) -> Caller<'a> {
-    Caller { dispatcher: &http.dispatcher, core, protocol: PROTOCOL, route, draining: false, principal: &http.principal }
+    Caller {
+        dispatcher: &http.dispatcher,
+        core,
+        protocol: PROTOCOL,
+        route,
+        draining: false,
+        principal: &http.principal,
+    }
 }
 
 /// `initialize`: negotiate, create the session, answer with its `Mcp-Session-Id`.
