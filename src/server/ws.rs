@@ -97,6 +97,7 @@ async fn writer(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>
         };
         let step = match m {
             Outbound::Text(t) => {
+                link.gauge.taken(t.len());
                 let t = bytestring::ByteString::from(t);
                 tokio::select! {
                     biased;
@@ -154,6 +155,7 @@ enum Step {
 struct WriterSide {
     urgent: Option<tokio::sync::oneshot::Receiver<(u16, String)>>,
     return_slot: ReturnSlot,
+    gauge: std::sync::Arc<exai_actors::session::core::OutboxGauge>,
     send_timeout: Duration,
     /// How long an urgent close waits for room for the close frame (the client must read).
     linger: Duration,
@@ -167,6 +169,7 @@ impl WriterSide {
         let mut frames: Vec<String> = in_hand.map(|t| t.to_string()).into_iter().collect();
         while let Ok(m) = rx.try_recv() {
             if let Outbound::Text(t) = m {
+                self.gauge.taken(t.len());
                 frames.push(t);
             }
         }
@@ -276,9 +279,11 @@ pub async fn upgrade(
     let (tx, rx) = mpsc::channel(s.outbox_capacity.max(1));
     let (urgent_tx, urgent_rx) = tokio::sync::oneshot::channel();
     let return_slot = ReturnSlot::default();
+    let gauge = state.session_deps.sessions.outbox_gauge();
     let side = WriterSide {
         urgent: Some(urgent_rx),
         return_slot: return_slot.clone(),
+        gauge: std::sync::Arc::clone(&gauge),
         send_timeout: Duration::from_secs(s.client_timeout_secs.max(1)),
         linger: state.session_deps.close_linger,
         frames_out: state.metrics.frames.with_label_values(&["out"]),
@@ -288,7 +293,7 @@ pub async fn upgrade(
     let deps = state.session_deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(deps, info, tx, WriterLink { urgent_close: urgent_tx, return_slot })
+        WsSession::new(deps, info, tx, WriterLink { urgent_close: urgent_tx, gauge, return_slot })
     });
     Ok(resp)
 }

@@ -141,9 +141,52 @@ pub struct CallFinished;
 #[rtype(result = "()")]
 pub struct SessionReplaced;
 
+/// Bytes queued in one connection's outbox (counted into the session's byte budget and the
+/// global one): added when a text frame is queued, taken back by the writer when it takes
+/// the frame.
+pub struct OutboxGauge {
+    bytes: AtomicUsize,
+    global: Arc<AtomicUsize>,
+}
+
+impl OutboxGauge {
+    /// Bytes queued now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// A text frame of `len` bytes was queued.
+    pub fn add(&self, len: usize) {
+        self.bytes.fetch_add(len, Ordering::AcqRel);
+        self.global.fetch_add(len, Ordering::AcqRel);
+    }
+
+    /// The writer took a text frame of `len` bytes out of the outbox.
+    pub fn taken(&self, len: usize) {
+        let sub = |v: usize| Some(v.saturating_sub(len));
+        let _ = self.bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, sub);
+        let _ = self.global.fetch_update(Ordering::AcqRel, Ordering::Acquire, sub);
+    }
+
+    /// Queue a text frame unless the outbox is full; counts it when queued.
+    pub fn try_send(&self, out: &mpsc::Sender<Outbound>, text: String) -> Result<(), String> {
+        let len = text.len();
+        match out.try_send(Outbound::Text(text)) {
+            Ok(()) => {
+                self.add(len);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(Outbound::Text(t)))
+            | Err(mpsc::error::TrySendError::Closed(Outbound::Text(t))) => Err(t),
+            Err(_) => Err(String::new()),
+        }
+    }
+}
+
 struct Attached {
     conn_id: u64,
     out: mpsc::Sender<Outbound>,
+    gauge: Arc<OutboxGauge>,
     notify: actix::Recipient<CallFinished>,
     replaced: actix::Recipient<SessionReplaced>,
 }
@@ -292,9 +335,10 @@ impl SessionCore {
 
     fn buffer(&self, g: &mut Inner, frame: String, reply_to: Option<&ReplyTo>) {
         let global = self.global_buffered.load(Ordering::Acquire);
+        let outbox = g.attached.as_ref().map_or(0, |a| a.gauge.bytes());
         if g.pending.len() < self.limits.per_session
             && global < self.limits.global
-            && self.fits(g.pending_bytes + g.events_bytes, frame.len())
+            && self.fits(g.pending_bytes + g.events_bytes + outbox, frame.len())
         {
             g.pending_bytes += frame.len();
             self.global_bytes.fetch_add(frame.len(), Ordering::AcqRel);
@@ -361,6 +405,9 @@ impl SessionCore {
                         core.global_buffered.fetch_sub(1, Ordering::AcqRel);
                         g.pending_bytes -= f.len();
                         core.global_bytes.fetch_sub(f.len(), Ordering::AcqRel);
+                        if let Some(a) = &g.attached {
+                            a.gauge.add(f.len());
+                        }
                         permit.send(Outbound::Text(f));
                         g.stalled_since = if g.pending.is_empty() { None } else { Some(Instant::now()) };
                     }
@@ -378,13 +425,15 @@ impl SessionCore {
     fn deliver_locked(&self, g: &mut Inner, frames: Vec<String>, reply_to: Option<&ReplyTo>) {
         for f in frames {
             // Keep order: once something is buffered, later frames queue behind it.
+            // The outbox counts into the session's byte budget: a client that does not read
+            // fills it by bytes (whatever its frame sizes), and then replies wait here and the
+            // stall timer runs.
+            let own = g.pending_bytes + g.events_bytes;
             let sent = match (&g.attached, g.pending.is_empty()) {
-                (Some(a), true) => match a.out.try_send(Outbound::Text(f)) {
-                    Ok(()) => None,
-                    Err(mpsc::error::TrySendError::Full(Outbound::Text(f)))
-                    | Err(mpsc::error::TrySendError::Closed(Outbound::Text(f))) => Some(f),
-                    Err(_) => None,
-                },
+                // One frame may always go to an empty outbox, however big.
+                (Some(a), true) if a.gauge.bytes() == 0 || self.fits(own + a.gauge.bytes(), f.len()) => {
+                    a.gauge.try_send(&a.out, f).err()
+                }
                 _ => Some(f),
             };
             if let Some(f) = sent {
@@ -401,8 +450,10 @@ impl SessionCore {
     pub fn send_attached(&self, frame: String) -> bool {
         let g = self.lock();
         match &g.attached {
-            Some(a) => a.out.try_send(Outbound::Text(frame)).is_ok(),
-            None => false,
+            Some(a) if self.fits(g.pending_bytes + g.events_bytes + a.gauge.bytes(), frame.len()) => {
+                a.gauge.try_send(&a.out, frame).is_ok()
+            }
+            _ => false,
         }
     }
 
@@ -423,6 +474,7 @@ impl SessionCore {
         self: &Arc<Self>,
         conn_id: u64,
         out: mpsc::Sender<Outbound>,
+        gauge: Arc<OutboxGauge>,
         notify: actix::Recipient<CallFinished>,
         replaced: actix::Recipient<SessionReplaced>,
     ) -> (Vec<ReplyTo>, u64) {
@@ -430,7 +482,7 @@ impl SessionCore {
         if let Some(old) = g.attached.take().filter(|a| a.conn_id != conn_id) {
             old.replaced.do_send(SessionReplaced);
         }
-        g.attached = Some(Attached { conn_id, out, notify, replaced });
+        g.attached = Some(Attached { conn_id, out, gauge, notify, replaced });
         g.detached_at = None;
         g.stalled_since = if g.pending.is_empty() { None } else { Some(Instant::now()) };
         g.pumping = false;
@@ -636,7 +688,18 @@ impl SessionCore {
         };
         let e = &g.events[i];
         let (seq, end) = (e.seq, e.end);
-        let frame = (!e.frame.is_empty()).then(|| e.frame.clone());
+        // The last event is moved out (the stream's events go now); earlier ones stay for a
+        // reader that resumes, so they are copied.
+        let frame = if end {
+            g.events.remove(i).map(|e| {
+                g.events_bytes -= e.frame.len();
+                self.global_bytes.fetch_sub(e.frame.len(), Ordering::AcqRel);
+                e.frame
+            })
+        } else {
+            Some(e.frame.clone())
+        }
+        .filter(|f| !f.is_empty());
         if end {
             let mut freed = 0;
             g.events.retain(|e| {
@@ -790,9 +853,14 @@ impl SessionRegistry {
         core
     }
 
-    /// Bytes buffered across all sessions.
+    /// Bytes buffered across all sessions (outboxes included).
     pub fn buffered_bytes(&self) -> usize {
         self.global_bytes.load(Ordering::Acquire)
+    }
+
+    /// A gauge for a new connection's outbox.
+    pub fn outbox_gauge(&self) -> Arc<OutboxGauge> {
+        Arc::new(OutboxGauge { bytes: AtomicUsize::new(0), global: Arc::clone(&self.global_bytes) })
     }
 
     /// Forget a session now: cancel its calls and release its buffer.

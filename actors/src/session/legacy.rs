@@ -24,14 +24,19 @@ fn token_ok(expected: Option<&str>, given: Option<&str>) -> bool {
     }
 }
 
-fn progress_sink(out: mpsc::Sender<super::Outbound>, request_id: String, name: String) -> ProgressSink {
+fn progress_sink(
+    out: mpsc::Sender<super::Outbound>,
+    gauge: Arc<super::core::OutboxGauge>,
+    request_id: String,
+    name: String,
+) -> ProgressSink {
     ProgressSink::new(move |ev| {
         let frame = match &ev {
             ProgressEvent::Chunk(text) => legacy::stream_chunk(&request_id, text),
             ProgressEvent::Progress { message, .. } => legacy::progress(&request_id, &name, message.as_deref()),
             ProgressEvent::Log { .. } => return,
         };
-        let _ = out.try_send(super::Outbound::Text(frame));
+        let _ = gauge.try_send(&out, frame);
     })
 }
 
@@ -177,7 +182,7 @@ impl WsSession {
             request_id: rid.clone(),
             principal: std::sync::Arc::clone(&self.principal),
             protocol: "legacy-ws",
-            progress: progress_sink(self.out.clone(), rid.clone(), canonical.clone()),
+            progress: progress_sink(self.out.clone(), Arc::clone(&self.gauge), rid.clone(), canonical.clone()),
         };
         let (results, session, r) = (Arc::clone(&self.deps.results), Arc::clone(&self.session_id), rid.clone());
         let render: crate::engine::Render = Box::new(move |res| render_legacy_call(&results, &session, &r, res));

@@ -1,20 +1,37 @@
 //! `WsSession`: one actor per WebSocket connection, speaking MCP or the legacy EXAI protocol.
+//! It frames: bytes → typed messages → the session engine ([`crate::engine`]) → bytes. The
+//! logical session (calls, buffers, MCP state) is its [`SessionCore`], which outlives it.
 //!
-//! States ([`Mode`]): `Detecting` (no frame yet; the `mcp` subprotocol skips this) →
-//! `Mcp` (JSON-RPC) or `Legacy` (op protocol, after a good `hello`) → `Draining` (shutdown:
-//! new calls refused, in-flight calls finish until the deadline, then close 1001) → stopped.
+//! Protocol states ([`Mode`]): `Detecting` (no frame yet; the `mcp` subprotocol skips this) →
+//! `Mcp` (JSON-RPC) or `Legacy` (op protocol, after a good `hello`).
 //!
-//! Messages taken: inbound frames as a stream of [`Inbound`], [`DrainSession`] from the
-//! coordinator. Sent: [`RegisterSession`]/[`UnregisterSession`] to the coordinator, and every
-//! outgoing frame as [`Outbound`] into a bounded outbox drained by one writer task (frame order
-//! is preserved; a full outbox sheds progress/heartbeats and closes the connection 1013 if a
-//! terminal reply cannot be queued).
+//! Connection states (reconnection and backpressure):
+//! - *unattached*: a connection that resumes a live session waits for its handshake
+//!   (`initialize`, `hello`) so that reply precedes the session's buffered replies;
+//! - *attached*: replies of the session's calls flow into this connection's bounded outbox;
+//!   when it is full they wait in the core's buffer (bounded in count and bytes) and a pump
+//!   moves them as the client reads; progress is shed;
+//! - *stalled → lingering*: a client that has not read a reply for `stall_close_secs` is
+//!   closed 1013 ahead of queued frames (they return to the core for resume), and input is
+//!   read and discarded for the linger so the close frame is not lost to a reset;
+//! - *replaced*: another connection of the same principal attached to the session: closed
+//!   4004 (another principal is refused with 4005);
+//! - *detached* (the actor stopped): the core keeps the calls and replies for
+//!   `resume_grace_secs` when the client named the session, else cancels them;
+//! - *draining* (shutdown): new calls refused, in-flight calls finish until the deadline
+//!   (then `CANCELLED`), close 1001 once every reply is in the outbox.
 //!
-//! Calls on one connection run concurrently as futures spawned into this actor's context,
-//! so a ping or a cancel is answered while tools run. Cancelling drops the future, which
-//! releases its permits and aborts any provider request it awaits. Ends on client close,
-//! transport error, heartbeat timeout (no frame for `client_timeout_secs`), a protocol
-//! violation that closes the connection, or the end of a drain.
+//! Messages taken: inbound frames as a stream of [`Inbound`], [`CallFinished`] and
+//! [`core::SessionReplaced`] from its core, [`DrainSession`] from the coordinator. Sent:
+//! [`RegisterSession`]/[`UnregisterSession`] to the coordinator, and every outgoing frame as
+//! [`Outbound`] into a bounded outbox drained by one writer task (frame order is preserved).
+//!
+//! Calls run as tasks owned by the session core (spawned by the engine on this worker
+//! thread), so a ping or a cancel is answered while tools run, and a dropped connection does
+//! not stop them. Cancelling drops the future, which releases its permits and aborts any
+//! provider request it awaits. The actor ends on client close, transport error, heartbeat
+//! timeout (no frame for `client_timeout_secs`), no message within `hello_secs`, a protocol
+//! violation that closes the connection, a takeover, or the end of a drain.
 
 pub mod core;
 mod legacy;
@@ -116,6 +133,8 @@ pub struct SessionDeps {
 pub struct WriterLink {
     /// Closes the socket ahead of queued frames (a client that stopped reading).
     pub urgent_close: tokio::sync::oneshot::Sender<(u16, String)>,
+    /// Bytes in the outbox (the writer takes them back as it takes frames).
+    pub gauge: Arc<self::core::OutboxGauge>,
     /// Where the writer gives back the frames it could not write.
     pub return_slot: ReturnSlot,
 }
@@ -158,7 +177,13 @@ impl WsSession {
         self.attached = true;
         self.return_slot.set(&self.core);
         let me = ctx.address();
-        let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), me.clone().recipient(), me.recipient());
+        let (lost, overflow) = self.core.attach(
+            self.conn_id,
+            self.out.clone(),
+            Arc::clone(&self.gauge),
+            me.clone().recipient(),
+            me.recipient(),
+        );
         for to in lost {
             let err = crate::error::ToolError::Unavailable(
                 "the reply did not fit the session's resume buffer and was dropped; resend the request".into(),
@@ -217,6 +242,8 @@ pub struct WsSession {
     deps: SessionDeps,
     mode: Mode,
     out: mpsc::Sender<Outbound>,
+    /// Bytes queued in `out`.
+    gauge: Arc<self::core::OutboxGauge>,
     /// Closes the socket ahead of queued frames (a client that stopped reading).
     urgent_close: Option<tokio::sync::oneshot::Sender<(u16, String)>>,
     /// Kept pointing at `core` so the writer can give back frames it did not write.
@@ -267,6 +294,7 @@ impl WsSession {
             mode,
             out,
             urgent_close: Some(link.urgent_close),
+            gauge: link.gauge,
             return_slot: link.return_slot,
             lingering: false,
             resumable: info.resume.is_some(),
@@ -298,15 +326,12 @@ impl WsSession {
             self.core.deliver(vec![text], None);
             return;
         }
-        match self.out.try_send(Outbound::Text(text)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.env().metrics.outbox_shed.with_label_values(&["progress"]).inc();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.closing = true;
-                ctx.stop();
-            }
+        if self.out.is_closed() {
+            self.closing = true;
+            return ctx.stop();
+        }
+        if self.gauge.try_send(&self.out, text).is_err() {
+            self.env().metrics.outbox_shed.with_label_values(&["progress"]).inc();
         }
     }
 
@@ -316,7 +341,7 @@ impl WsSession {
         if self.attached {
             return self.send(text, true, ctx);
         }
-        if self.out.try_send(Outbound::Text(text)).is_err() {
+        if self.gauge.try_send(&self.out, text).is_err() {
             self.closing = true;
             ctx.stop();
         }

@@ -25,7 +25,7 @@ impl DebugSleep {
                 "properties": {
                     "ms": { "type": "integer", "minimum": 0, "maximum": 600000 },
                     "step_ms": { "type": "integer", "minimum": 1, "maximum": 60000 },
-                    "text": { "type": "string", "maxLength": 10000 }
+                    "text": { "type": "string", "maxLength": 1048576 }
                 },
                 "required": ["ms"],
                 "additionalProperties": false
