@@ -281,8 +281,16 @@ async fn start(
             Duration::from_secs(settings.result_ttl_secs),
         )),
         sessions: SessionRegistry::new(
-            BufferLimits { per_session: cfg.limits.resume_buffer_replies, global: cfg.limits.resume_buffer_global },
+            BufferLimits {
+                per_session: cfg.limits.resume_buffer_replies,
+                global: cfg.limits.resume_buffer_global,
+                per_session_bytes: cfg.limits.resume_buffer_bytes,
+                global_bytes: cfg.limits.resume_buffer_global_bytes,
+                queue: cfg.limits.session_queue,
+                queue_wait: Duration::from_millis(cfg.limits.session_queue_wait_ms),
+            },
             Duration::from_secs(cfg.timeouts.resume_grace_secs),
+            settings.session_max_inflight,
         ),
         stall_close: Duration::from_secs(cfg.timeouts.stall_close_secs.max(1)),
         close_linger: Duration::from_secs(cfg.timeouts.stall_close_secs.clamp(5, 30)),
@@ -295,6 +303,7 @@ async fn start(
             max_sessions: cfg.http.max_sessions,
             auth_token: settings.auth_token.clone(),
         },
+        session_deps.sessions.clone(),
     );
     let http_for_stop = Arc::clone(&http);
     let drain_deadline = Duration::from_secs(settings.shutdown_deadline_secs);

@@ -17,191 +17,21 @@
 //! addresses live in [`ChildHandle`]s that the coordinator swaps on restart, so callers always
 //! reach the current instance.
 
-use crate::env::{now_ms, ChildState, ChildStatus, RuntimeState};
+use crate::clock::now_ms;
+use crate::env::RuntimeState;
 use crate::metrics::Metrics;
 use crate::ports::Store;
 use crate::settings::CoreSettings;
+pub use crate::supervision::{
+    Child, ChildExited, ChildHandle, ChildSpec, ChildState, ChildStatus, Crash, Drain, DrainSession, ExitNotifier,
+    RegisterSession, UnregisterSession,
+};
 use actix::prelude::*;
-use futures_util::future::{BoxFuture, LocalBoxFuture};
+use futures_util::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Ask a child to finish its pending work (answered when done).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct Drain;
-
-/// Fault injection: the receiving child panics in its handler.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Crash(pub String);
-
-/// A child's instance ended (sent by its [`ExitNotifier`]).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct ChildExited {
-    /// Child name.
-    pub name: &'static str,
-    /// Which incarnation ended.
-    pub generation: u64,
-}
-
-/// Held by a child actor; tells the coordinator when the actor is dropped (also on panic).
-pub struct ExitNotifier {
-    name: &'static str,
-    generation: u64,
-    to: Recipient<ChildExited>,
-}
-
-impl Drop for ExitNotifier {
-    fn drop(&mut self) {
-        self.to.do_send(ChildExited { name: self.name, generation: self.generation });
-    }
-}
-
-/// The current address of a supervised child (swapped on restart).
-pub struct ChildHandle<A: Actor>(Arc<RwLock<Option<Addr<A>>>>);
-
-impl<A: Actor> Clone for ChildHandle<A> {
-    fn clone(&self) -> Self {
-        ChildHandle(Arc::clone(&self.0))
-    }
-}
-
-impl<A: Actor> Default for ChildHandle<A> {
-    fn default() -> Self {
-        ChildHandle(Arc::new(RwLock::new(None)))
-    }
-}
-
-impl<A: Actor> ChildHandle<A> {
-    /// The live address, if the child is running.
-    pub fn get(&self) -> Option<Addr<A>> {
-        self.0.read().ok().and_then(|g| g.clone()).filter(|a| a.connected())
-    }
-
-    fn set(&self, addr: Addr<A>) {
-        if let Ok(mut g) = self.0.write() {
-            *g = Some(addr);
-        }
-    }
-}
-
-/// What the coordinator needs to know about a child, independent of its type.
-pub trait ChildSpec {
-    /// Child name (metrics label, health key).
-    fn name(&self) -> &'static str;
-    /// Create and start a new instance.
-    fn start(&self, exit: ExitNotifier);
-    /// Whether the current instance is alive.
-    fn alive(&self) -> bool;
-    /// Ask the instance to finish its pending work.
-    fn drain(&self) -> LocalBoxFuture<'static, ()>;
-    /// Fault injection.
-    fn crash(&self, reason: String) -> bool;
-}
-
-type Factory<A> = Arc<dyn Fn(ExitNotifier) -> A + Send + Sync>;
-
-/// A typed child: a factory plus the handle it fills, started on the coordinator's thread or
-/// on a given arbiter.
-pub struct Child<A: Actor> {
-    name: &'static str,
-    handle: ChildHandle<A>,
-    factory: Factory<A>,
-    arbiter: Option<actix_rt::ArbiterHandle>,
-}
-
-impl<A: Actor> Child<A> {
-    /// A child built by `factory` on the coordinator's thread, reachable through `handle`.
-    pub fn new(
-        name: &'static str,
-        handle: ChildHandle<A>,
-        factory: impl Fn(ExitNotifier) -> A + Send + Sync + 'static,
-    ) -> Self {
-        Child { name, handle, factory: Arc::new(factory), arbiter: None }
-    }
-
-    /// A child built by `factory` on `arbiter`'s thread (for actors owning non-`Send`
-    /// resources such as an HTTP client pool).
-    pub fn in_arbiter(
-        name: &'static str,
-        handle: ChildHandle<A>,
-        arbiter: actix_rt::ArbiterHandle,
-        factory: impl Fn(ExitNotifier) -> A + Send + Sync + 'static,
-    ) -> Self {
-        Child { name, handle, factory: Arc::new(factory), arbiter: Some(arbiter) }
-    }
-}
-
-impl<A> ChildSpec for Child<A>
-where
-    A: Actor<Context = Context<A>> + Handler<Drain> + Handler<Crash>,
-{
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn start(&self, exit: ExitNotifier) {
-        let addr = match &self.arbiter {
-            None => (self.factory)(exit).start(),
-            Some(arb) => {
-                let f = Arc::clone(&self.factory);
-                A::start_in_arbiter(arb, move |_| f(exit))
-            }
-        };
-        self.handle.set(addr);
-    }
-
-    fn alive(&self) -> bool {
-        self.handle.get().is_some()
-    }
-
-    fn drain(&self) -> LocalBoxFuture<'static, ()> {
-        let addr = self.handle.get();
-        Box::pin(async move {
-            if let Some(a) = addr {
-                let _ = a.send(Drain).await;
-            }
-        })
-    }
-
-    fn crash(&self, reason: String) -> bool {
-        match self.handle.get() {
-            Some(a) => a.try_send(Crash(reason)).is_ok(),
-            None => false,
-        }
-    }
-}
-
-/// A connection registers so that shutdown can reach it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegisterSession {
-    /// Connection id.
-    pub id: u64,
-    /// Where to send [`DrainSession`].
-    pub drain: Recipient<DrainSession>,
-}
-
-/// A connection ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct UnregisterSession {
-    /// Connection id.
-    pub id: u64,
-}
-
-/// Sent to every session at shutdown: refuse new calls, finish in-flight ones by `deadline`,
-/// then close with 1001 (after the deadline, cancel what is left with an explicit error).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct DrainSession {
-    /// When remaining calls are cancelled.
-    pub deadline: Instant,
-}
 
 /// Begin staged shutdown.
 #[derive(Message, Debug, Clone)]
@@ -325,7 +155,7 @@ impl SystemCoordinator {
         let me = ctx.address().recipient();
         if let Some(c) = self.children.get_mut(idx) {
             c.generation += 1;
-            let exit = ExitNotifier { name: c.spec.name(), generation: c.generation, to: me };
+            let exit = ExitNotifier::new(c.spec.name(), c.generation, me);
             c.spec.start(exit);
             c.state = ChildState::Running;
             tracing::info!(child = c.spec.name(), generation = c.generation, "child started");

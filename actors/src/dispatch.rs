@@ -8,7 +8,8 @@
 //! of every call. A call future that is dropped early (cancel, disconnect) still records a
 //! `cancelled` outcome through its guard.
 
-use crate::env::{now_ms, ToolEnv};
+use crate::clock::now_ms;
+use crate::env::ToolEnv;
 use crate::error::ToolError;
 use crate::ports::{CallOutcome, ToolCallRecord};
 use crate::tools::registry::{Entry, Registry};

@@ -13,46 +13,12 @@ use crate::provider::service::ProviderSet;
 use crate::settings::CoreSettings;
 use crate::toollog::ToolLogQueue;
 use crate::tools::files::FileAccess;
-use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Lifecycle state of a supervised child actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChildState {
-    /// Not started yet.
-    Starting,
-    /// Alive.
-    Running,
-    /// Died; a restart is scheduled.
-    Restarting,
-    /// Restarted too often within the window; given up.
-    Failed,
-    /// Stopped by shutdown.
-    Stopped,
-}
-
-/// What health and `status` show per child.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChildStatus {
-    /// Child name.
-    pub name: String,
-    /// State.
-    pub state: ChildState,
-    /// Restarts since start.
-    pub restarts: u32,
-    /// Last restart time (ms), if any.
-    pub last_restart_ms: Option<i64>,
-    /// Why it last died, if known.
-    pub last_exit: Option<String>,
-}
+pub use crate::clock::now_ms;
+use crate::supervision::ChildStatus;
 
 /// Live process state shared across threads.
 pub struct RuntimeState {

@@ -19,10 +19,10 @@
 //! writes stay short, and a backlog — a lowered limit, a first start on a big table — is
 //! worked off over several ticks), counted in `exai_toollog_rows_pruned_total`.
 
-use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::ports::{Store, StoreError, ToolCallRecord};
 use crate::storage_health::{StorageHealth, Writer};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;

@@ -134,6 +134,15 @@ pub struct LimitsConfig {
     pub resume_buffer_replies: usize,
     /// Replies kept across all sessions for resume.
     pub resume_buffer_global: usize,
+    /// Bytes of replies and stream events kept per session (resume, slow readers).
+    pub resume_buffer_bytes: usize,
+    /// Bytes of replies and stream events kept across all sessions.
+    pub resume_buffer_global_bytes: usize,
+    /// Calls that may wait for a free slot on one session beyond the
+    /// `session_max_inflight` running (a burst is queued, not refused).
+    pub session_queue: usize,
+    /// How long a queued call waits for a slot before OVER_CAPACITY, milliseconds.
+    pub session_queue_wait_ms: u64,
     /// Provider requests in flight at once across all providers (≥ every provider's
     /// `max_inflight`).
     pub provider_global_max_inflight: usize,
@@ -151,6 +160,10 @@ impl Default for LimitsConfig {
             outbox_capacity: 1024,
             resume_buffer_replies: 256,
             resume_buffer_global: 10_000,
+            resume_buffer_bytes: 16 << 20,
+            resume_buffer_global_bytes: 256 << 20,
+            session_queue: 256,
+            session_queue_wait_ms: 30_000,
             provider_global_max_inflight: 24,
             provider_queue_wait_ms: 2000,
         }

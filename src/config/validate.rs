@@ -179,6 +179,16 @@ impl Checker<'_> {
         self.at_least_one("limits.outbox_capacity", l.outbox_capacity as u64)?;
         self.at_least_one("limits.resume_buffer_replies", l.resume_buffer_replies as u64)?;
         self.at_least_one("limits.resume_buffer_global", l.resume_buffer_global as u64)?;
+        self.range("limits.resume_buffer_bytes", l.resume_buffer_bytes as u64, 4096, 1 << 40)?;
+        if l.resume_buffer_global_bytes < l.resume_buffer_bytes {
+            return Err(self.fail(
+                "limits.resume_buffer_global_bytes",
+                Some(l.resume_buffer_global_bytes.to_string()),
+                format!("at least limits.resume_buffer_bytes ({})", l.resume_buffer_bytes),
+            ));
+        }
+        self.range("limits.session_queue", l.session_queue as u64, 0, 100_000)?;
+        self.range("limits.session_queue_wait_ms", l.session_queue_wait_ms, 0, MAX_QUEUE_WAIT_MS)?;
         self.at_least_one("limits.provider_global_max_inflight", l.provider_global_max_inflight as u64)?;
         self.range("limits.provider_queue_wait_ms", l.provider_queue_wait_ms, 0, MAX_QUEUE_WAIT_MS)
     }

@@ -11,7 +11,7 @@ use super::ws::{presented_token, token_matches};
 use super::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use exai_actors::breakers::BreakerState;
-use exai_actors::env::ChildState;
+use exai_actors::supervision::ChildState;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 

@@ -59,8 +59,17 @@ fn to_inbound(item: Result<AggregatedMessage, ProtocolError>, limit: usize) -> I
         Ok(AggregatedMessage::Close(r)) => {
             Inbound::Close(r.map(|r| (u16::from(r.code), r.description.unwrap_or_default())))
         }
+        // RFC 6455: 1009 for a message too big, whether one frame or reassembled fragments
+        // (actix-ws reports the latter as an I/O error), 1007 for a text message that is not
+        // UTF-8.
         Err(ProtocolError::Overflow) => {
             Inbound::Error { code: 1009, reason: format!("message too big (limit {limit} bytes)") }
+        }
+        Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
+            Inbound::Error { code: 1009, reason: format!("message too big (limit {limit} bytes)") }
+        }
+        Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Inbound::Error { code: 1007, reason: "text message is not valid UTF-8".into() }
         }
         Err(e) => Inbound::Error { code: 1002, reason: format!("protocol error: {e}") },
     }
@@ -88,6 +97,7 @@ async fn writer(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Outbound>
         };
         let step = match m {
             Outbound::Text(t) => {
+                link.gauge.taken(t.len());
                 let t = bytestring::ByteString::from(t);
                 tokio::select! {
                     biased;
@@ -145,6 +155,7 @@ enum Step {
 struct WriterSide {
     urgent: Option<tokio::sync::oneshot::Receiver<(u16, String)>>,
     return_slot: ReturnSlot,
+    gauge: std::sync::Arc<exai_actors::session::core::OutboxGauge>,
     send_timeout: Duration,
     /// How long an urgent close waits for room for the close frame (the client must read).
     linger: Duration,
@@ -158,6 +169,7 @@ impl WriterSide {
         let mut frames: Vec<String> = in_hand.map(|t| t.to_string()).into_iter().collect();
         while let Ok(m) = rx.try_recv() {
             if let Outbound::Text(t) = m {
+                self.gauge.taken(t.len());
                 frames.push(t);
             }
         }
@@ -236,6 +248,13 @@ pub async fn upgrade(
         }
         (Some(_), None) => false,
     };
+    let resume = query_param(&req, "session_id");
+    if resume.as_deref().is_some_and(|s| !exai_actors::protocol::legacy::valid_session_id(s)) {
+        // A clear error, not a silently replaced id (the client would lose its session).
+        return Ok(
+            HttpResponse::BadRequest().body("invalid session_id: 3 to 64 characters of A-Z, a-z, 0-9, '-' and '_'")
+        );
+    }
     let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let guard = match state.runtime.connections.try_admit(peer) {
         Ok(g) => g,
@@ -260,20 +279,21 @@ pub async fn upgrade(
     let (tx, rx) = mpsc::channel(s.outbox_capacity.max(1));
     let (urgent_tx, urgent_rx) = tokio::sync::oneshot::channel();
     let return_slot = ReturnSlot::default();
+    let gauge = state.session_deps.sessions.outbox_gauge();
     let side = WriterSide {
         urgent: Some(urgent_rx),
         return_slot: return_slot.clone(),
+        gauge: std::sync::Arc::clone(&gauge),
         send_timeout: Duration::from_secs(s.client_timeout_secs.max(1)),
         linger: state.session_deps.close_linger,
         frames_out: state.metrics.frames.with_label_values(&["out"]),
     };
     actix_rt::spawn(writer(session, rx, side));
-    let resume = query_param(&req, "session_id").filter(|s| exai_actors::protocol::legacy::valid_session_id(s));
     let info = ConnInfo { peer, mcp_subprotocol: mcp, authenticated, guard, resume };
     let deps = state.session_deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(deps, info, tx, WriterLink { urgent_close: urgent_tx, return_slot })
+        WsSession::new(deps, info, tx, WriterLink { urgent_close: urgent_tx, gauge, return_slot })
     });
     Ok(resp)
 }

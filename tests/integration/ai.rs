@@ -6,6 +6,7 @@
 
 mod faults;
 mod long;
+mod http_resume;
 mod routing;
 mod tasks;
 mod threads;

@@ -150,7 +150,8 @@ async fn over_capacity_has_retry_after() {
         ServerOptions::new()
             .set("debug.fault_injection", "true")
             .set("limits.global_max_inflight", "1")
-            .set("limits.session_max_inflight", "1"),
+            .set("limits.session_max_inflight", "1")
+            .set("limits.session_queue", "0"),
     );
     let (mut a, _) = hello(&server, None, None).await;
     let (mut b, _) = hello(&server, None, None).await;

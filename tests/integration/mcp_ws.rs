@@ -168,8 +168,12 @@ pub(crate) async fn reqwest_text(url: &str) -> String {
 
 #[actix_rt::test]
 async fn over_capacity_is_immediate() {
+    // No queue: a call beyond the two running is refused at once.
     let server = ServerProcess::start(
-        ServerOptions::new().set("debug.fault_injection", "true").set("limits.session_max_inflight", "2"),
+        ServerOptions::new()
+            .set("debug.fault_injection", "true")
+            .set("limits.session_max_inflight", "2")
+            .set("limits.session_queue", "0"),
     );
     let mut c = mcp(&server).await;
     for id in [1, 2] {
@@ -280,4 +284,50 @@ async fn connection_limit_per_ip_closes_1008() {
     let close = c.recv_close(T).await.expect("third connection must be closed");
     assert_eq!(close.0, 1008);
     assert!(close.1.contains("too many connections"), "{close:?}");
+}
+
+#[actix_rt::test]
+async fn a_burst_of_100_pipelined_calls_is_queued_not_refused_and_each_is_answered_once() {
+    let server = ServerProcess::start(ServerOptions::new());
+    let mut c = mcp(&server).await;
+    let ids: Vec<i64> = (1000..1100).collect();
+    let mut burst = String::new();
+    for id in &ids {
+        // Sent back to back, without waiting for any reply.
+        burst = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"version"}}).to_string();
+        c.send_text(&burst).await;
+    }
+    assert!(!burst.is_empty());
+    let mut answered = std::collections::HashMap::new();
+    while answered.len() < ids.len() {
+        let v = c.recv_json(T).await;
+        let Some(id) = v["id"].as_i64() else { continue };
+        assert_eq!(v["result"]["isError"], false, "a burst is not an overload: {v}");
+        *answered.entry(id).or_insert(0) += 1;
+    }
+    assert!(ids.iter().all(|id| answered.get(id) == Some(&1)), "every request answered exactly once");
+    // Nothing more arrives: no second answer to any of them.
+    assert!(c.try_recv_json(Duration::from_millis(300)).await.is_none_or(|v| v["id"].as_i64().is_none()));
+}
+
+#[actix_rt::test]
+async fn an_mcp_socket_that_says_nothing_is_closed_at_the_hello_timeout() {
+    let server = ServerProcess::start(ServerOptions::new().set("timeouts.hello_secs", "1"));
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    let t0 = Instant::now();
+    let (code, _) = c.recv_close(Duration::from_secs(10)).await.expect("closed by the server");
+    assert_eq!(code, 4002);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[actix_rt::test]
+async fn an_invalid_session_id_is_a_clear_error_and_bad_utf8_closes_1007() {
+    let server = ServerProcess::start(ServerOptions::new());
+    let refused = WsClient::try_connect(&server.ws_url("/mcp?session_id=a%20b"), WsOptions::mcp()).await;
+    let Err(e) = refused else { panic!("an invalid session_id must be refused") };
+    assert_eq!(e.status(), Some(400), "{e:?}");
+    let mut c = mcp(&server).await;
+    c.send_binary(vec![0xff, 0xfe, 0x7b]).await;
+    let (code, _) = c.recv_close(T).await.expect("closed");
+    assert_eq!(code, 1007);
 }

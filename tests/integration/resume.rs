@@ -201,3 +201,90 @@ async fn a_stalled_client_is_closed_1013_without_disturbing_others() {
         "ran once each"
     );
 }
+
+#[actix_rt::test]
+async fn a_second_connection_of_the_same_principal_takes_a_named_session_over_and_the_first_is_closed_4004() {
+    let server = ServerProcess::start(ServerOptions::new());
+    let url = server.ws_url("/mcp?session_id=taken-over-1");
+    let mut first = WsClient::connect(&url, WsOptions::mcp()).await;
+    first.mcp_initialize().await;
+    let mut second = WsClient::connect(&url, WsOptions::mcp()).await;
+    let init = second.mcp_initialize().await;
+    assert_eq!(init["result"]["_meta"]["exai/resumed"], true, "{init}");
+    let (code, reason) = first.recv_close(Duration::from_secs(10)).await.expect("the replaced connection is closed");
+    assert_eq!(code, 4004, "{reason}");
+    // The session carries on on the newer connection.
+    let r = second.request(2, "tools/call", json!({"name":"version"})).await;
+    assert_eq!(r["result"]["isError"], false, "{r}");
+}
+
+/// The server's peak resident memory so far, bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[actix_rt::test]
+async fn a_socket_that_stops_reading_is_closed_at_the_stall_timeout_and_costs_bounded_memory() {
+    const BUDGET: u64 = 4 << 20;
+    let server = ServerProcess::start(
+        ServerOptions::new()
+            .set("debug.fault_injection", "true")
+            // Few calls at once, so the calls' own working set stays small next to the budget.
+            .set("limits.session_max_inflight", "4")
+            .set("limits.session_queue", "1000")
+            .set("limits.resume_buffer_bytes", &BUDGET.to_string())
+            .set("limits.resume_buffer_global_bytes", &(2 * BUDGET).to_string())
+            .set("timeouts.stall_close_secs", "2")
+            .set("timeouts.heartbeat_interval_secs", "1"),
+    );
+    let mut warm = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    warm.mcp_initialize().await;
+    // Small requests, 200 KB replies.
+    let big = json!({"ms":0,"text":"x".repeat(1000),"repeat":200});
+    // Warm the allocator with the same work on a client that reads.
+    for i in 0..40 {
+        let r = warm.request(i, "tools/call", json!({"name":"debug_sleep","arguments":big})).await;
+        assert_eq!(r["result"]["isError"], false);
+    }
+    let before = peak_rss(server.pid());
+    // 600 replies of 200 KB (120 MB) for a client that never reads.
+    let mut stalled = WsClient::connect(&server.ws_url("/mcp?session_id=stalled-rss"), WsOptions::mcp()).await;
+    stalled
+        .send_json(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"stalled","version":"1"}}}))
+        .await;
+    for i in 1..=600 {
+        let call = json!({"jsonrpc":"2.0","id":i,"method":"tools/call",
+                          "params":{"name":"debug_sleep","arguments":big}});
+        if stalled.try_send_json(&call).await.is_err() {
+            break;
+        }
+    }
+    let sent = Instant::now();
+    let mut closed_after = None;
+    for _ in 0..150 {
+        let m = crate::mcp_ws::reqwest_text(&server.http_url("/metrics")).await;
+        if m.contains("exai_outbox_shed_total{kind=\"stalled_close\"} 1") {
+            closed_after = Some(sent.elapsed());
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let closed_after = closed_after.expect("the stalled socket was closed");
+    assert!(closed_after < Duration::from_secs(10), "closed {closed_after:?} after the last call (stall 2 s)");
+    let rise = peak_rss(server.pid()).saturating_sub(before);
+    // The session's budget, plus what sits below the outbox (the WebSocket library's queue of
+    // at most 32 frames), the calls being parsed and run, and allocator slack — far below the
+    // 120 MB the replies take (a count-bounded outbox alone would hold up to 1024 of them).
+    let allowed = BUDGET + 32 * 200_000 + (16 << 20);
+    assert!(rise <= allowed, "peak RSS rose by {rise} bytes (allowed {allowed})");
+    // Another client is still served.
+    let r = warm.request(999, "tools/call", json!({"name":"version"})).await;
+    assert_eq!(r["result"]["isError"], false);
+}

@@ -21,7 +21,7 @@
 pub mod journal;
 pub mod writer;
 
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::error::ToolError;
 use crate::ports::{ConversationRecord, MessageRecord, MessageRole, NewMessage, Store, StoreError};
 use crate::provider::types::ChatMessage;

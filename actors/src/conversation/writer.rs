@@ -26,10 +26,10 @@
 //!   it; the queue and the journal live in [`WriteBehind`], so nothing is lost.
 
 use super::journal::{frame, Journal, JournalError, TurnRecord};
-use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::ports::{Store, StoreError};
 use crate::storage_health::{StorageHealth, Writer};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;

@@ -13,7 +13,7 @@
 
 use super::cleanup_run::{run_cleanup, CleanupError, CleanupReport, CleanupSettings, Progress, ProgressCell};
 use super::ports::{BlobStore, FileRegistry, ProviderFiles};
-use crate::coordinator::{Crash, Drain, ExitNotifier};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::provider::service::ProviderSet;
 use actix::prelude::*;

@@ -31,7 +31,7 @@
 //! discovers them again and finishes the job.
 
 use super::ports::{BlobStore, CleanupItem, CleanupSummary, FileRef, FileRegistry, ProviderFiles, StoredBlob};
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::ports::StoreError;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;

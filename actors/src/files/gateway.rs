@@ -20,7 +20,7 @@ use super::dedup::{Acquire, DedupManager, KeepInBlob, Release};
 use super::hash::hash_file;
 use super::policy::{Tier, UploadPolicy};
 use super::ports::{BlobStore, FileRef, FileRegistry, LeaseScope, NewLease};
-use crate::coordinator::ChildHandle;
+use crate::supervision::ChildHandle;
 use crate::error::ToolError;
 use crate::tools::files::FileAccess;
 use serde::Serialize;

@@ -13,7 +13,7 @@
 use super::dedup::{Acquire, Acquired, KeepInBlob};
 use super::hash::{chunk_channel, hash_file, Digests, TeeSlot};
 use super::ports::{status, FileRef, FileRegistry, NewFileRef};
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
 use crate::ports::StoreError;

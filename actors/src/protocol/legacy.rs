@@ -24,6 +24,10 @@ pub mod close {
     pub const HELLO_TIMEOUT: u16 = 4002;
     /// Bad token.
     pub const UNAUTHORIZED: u16 = 4003;
+    /// Another connection of the same principal attached to this session (it took over).
+    pub const REPLACED: u16 = 4004;
+    /// The named session belongs to another principal.
+    pub const SESSION_OWNED: u16 = 4005;
 }
 
 /// A parsed client op.
@@ -108,6 +112,14 @@ pub fn parse(text: &str) -> Result<Op, OpError> {
         return Err(OpError::NotJson("frame must be a JSON object".into()));
     };
     let request_id = rid(&m);
+    if m.get("request_id").is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null())) {
+        let op = m.get("op").and_then(Value::as_str).map(str::to_string);
+        return Err(OpError::Invalid {
+            op,
+            request_id: None,
+            message: "request_id must be a string or a number".into(),
+        });
+    }
     let op = match m.get("op") {
         Some(Value::String(s)) => s.clone(),
         _ => return Err(OpError::Invalid { op: None, request_id, message: "missing op".into() }),

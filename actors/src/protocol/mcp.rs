@@ -215,12 +215,14 @@ pub struct ProgressRenderer {
     token: Option<Value>,
     level: crate::tools::LogLevel,
     last: std::cell::Cell<f64>,
+    /// The `total` announced so far: progress never passes it.
+    total: std::cell::Cell<Option<f64>>,
 }
 
 impl ProgressRenderer {
     /// A renderer for one call.
     pub fn new(token: Option<Value>, level: crate::tools::LogLevel) -> ProgressRenderer {
-        ProgressRenderer { token, level, last: std::cell::Cell::new(0.0) }
+        ProgressRenderer { token, level, last: std::cell::Cell::new(0.0), total: std::cell::Cell::new(None) }
     }
 
     /// True when the caller asked for progress (so providers should stream).
@@ -233,21 +235,20 @@ impl ProgressRenderer {
         use crate::tools::ProgressEvent;
         match (ev, &self.token) {
             (ProgressEvent::Progress { progress, total, message }, Some(t)) => {
-                // Progress must increase; a repeated value is nudged forward.
-                let v = if *progress > self.last.get() { *progress } else { self.last.get() + 1.0 };
-                self.last.set(v);
-                let total = if v == *progress { *total } else { None };
+                if let Some(total) = total.filter(|t| t.is_finite() && *t > 0.0) {
+                    self.total.set(Some(total.max(self.total.get().unwrap_or(0.0))));
+                }
+                let v = self.next_value(Some(*progress))?;
                 Some(super::jsonrpc::notification_frame(
                     "notifications/progress",
-                    progress_params(t, v, total, message.as_deref()),
+                    progress_params(t, v, self.total.get(), message.as_deref()),
                 ))
             }
             (ProgressEvent::Chunk(text), Some(t)) => {
-                let v = self.last.get() + 1.0;
-                self.last.set(v);
+                let v = self.next_value(None)?;
                 Some(super::jsonrpc::notification_frame(
                     "notifications/progress",
-                    progress_params(t, v, None, Some(text)),
+                    progress_params(t, v, self.total.get(), Some(text)),
                 ))
             }
             (ProgressEvent::Log { level, data }, _) if *level >= self.level => {
@@ -258,6 +259,27 @@ impl ProgressRenderer {
             }
             _ => None,
         }
+    }
+
+    /// The next progress value: strictly above the last one and never past the announced
+    /// total (a streamed chunk after the total closes half the remaining gap); `None` when no
+    /// value fits (the event is then not sent as progress).
+    fn next_value(&self, reported: Option<f64>) -> Option<f64> {
+        let last = self.last.get();
+        let mut v = match reported {
+            Some(p) if p > last => p,
+            _ => last + 1.0,
+        };
+        if let Some(total) = self.total.get() {
+            if v > total {
+                v = last + (total - last) / 2.0;
+            }
+            if v <= last || v > total {
+                return None;
+            }
+        }
+        self.last.set(v);
+        Some(v)
     }
 
     /// A progress sink that renders events and hands the frames to `deliver`.
@@ -293,6 +315,28 @@ mod tests {
         assert_eq!(r["protocolVersion"], "2025-11-25");
         assert_eq!(info.name.as_deref(), Some("t"));
         assert!(initialize(Some(&json!({})), &CoreSettings::default()).is_err());
+    }
+
+    #[test]
+    fn progress_increases_and_never_passes_its_announced_total() {
+        use crate::tools::ProgressEvent;
+        let r = ProgressRenderer::new(Some(json!("t")), LogLevel::Info);
+        let value = |f: Option<String>| -> Option<(f64, Option<f64>)> {
+            let v: Value = serde_json::from_str(&f?).unwrap();
+            Some((v["params"]["progress"].as_f64().unwrap(), v["params"]["total"].as_f64()))
+        };
+        let p = |progress, total| ProgressEvent::Progress { progress, total, message: None };
+        assert_eq!(value(r.render(&p(1.0, Some(4.0)))), Some((1.0, Some(4.0))));
+        let mut last = 1.0;
+        for _ in 0..200 {
+            if let Some((v, total)) = value(r.render(&ProgressEvent::Chunk("x".into()))) {
+                assert!(v > last && v <= 4.0, "{v} after {last}");
+                assert_eq!(total, Some(4.0));
+                last = v;
+            }
+        }
+        assert!(value(r.render(&p(9.0, None))).is_none_or(|(v, _)| v <= 4.0));
+        assert!(last > 3.9, "chunks still advance towards the total");
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod tests;
 pub use actor::{BreakerActor, GetBreakerSnapshot};
 
 use super::types::ProviderError;
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;

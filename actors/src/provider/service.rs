@@ -24,7 +24,7 @@ use super::router::{auto_slot, counterpart, slot_model, RoutingConfig, StepInfo}
 use super::types::{ChatRequest, ChatResponse, ErrorClass, ProviderError, RequestTimeouts, StreamEvent};
 use crate::catalog::{Catalog, ModelEntry};
 use crate::cluster::{ClusterGate, GateRefusal};
-use crate::coordinator::ChildHandle;
+use crate::supervision::ChildHandle;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
 use crate::tools::{ProgressEvent, ProgressSink, ToolContext};

@@ -4,10 +4,11 @@
 //! A repeated `request_id` in flight is not executed twice; a finished one is answered from
 //! the bounded result cache.
 
-use super::{Mode, ReplyTo, SessionDeps, WsSession};
+use super::{Mode, ReplyTo, WsSession};
 use crate::dispatch::{CallRequest, CallResult};
 use crate::error::ToolError;
 use crate::protocol::legacy::{self, close, Op};
+use crate::result_cache::ResultCache;
 use crate::tools::{ProgressEvent, ProgressSink};
 use actix::prelude::*;
 use serde_json::json;
@@ -23,14 +24,19 @@ fn token_ok(expected: Option<&str>, given: Option<&str>) -> bool {
     }
 }
 
-fn progress_sink(out: mpsc::Sender<super::Outbound>, request_id: String, name: String) -> ProgressSink {
+fn progress_sink(
+    out: mpsc::Sender<super::Outbound>,
+    gauge: Arc<super::core::OutboxGauge>,
+    request_id: String,
+    name: String,
+) -> ProgressSink {
     ProgressSink::new(move |ev| {
         let frame = match &ev {
             ProgressEvent::Chunk(text) => legacy::stream_chunk(&request_id, text),
             ProgressEvent::Progress { message, .. } => legacy::progress(&request_id, &name, message.as_deref()),
             ProgressEvent::Log { .. } => return,
         };
-        let _ = out.try_send(super::Outbound::Text(frame));
+        let _ = gauge.try_send(&out, frame);
     })
 }
 
@@ -55,9 +61,10 @@ impl WsSession {
                 let s = &self.env().settings;
                 let ack = legacy::hello_ok(&id, &s.server_name, &s.server_version);
                 // The ack goes first; a resumed session's buffered replies follow it.
-                self.send(ack, true, ctx);
-                if let Some(s) = named {
-                    self.switch_session(&s, ctx);
+                self.send_first(ack, ctx);
+                match named {
+                    Some(s) => self.switch_session(&s, ctx),
+                    None => self.ensure_attached(ctx),
                 }
                 self.record_session(false);
             }
@@ -69,7 +76,9 @@ impl WsSession {
     }
 
     pub(super) fn hello_deadline(&mut self, ctx: &mut Context<Self>) {
-        if self.mode == Mode::Detecting {
+        // Every WebSocket must say something within `timeouts.hello_secs`: a legacy client
+        // its `hello`, an MCP client any message.
+        if self.mode == Mode::Detecting || !self.seen_message {
             self.close(close::HELLO_TIMEOUT, "hello timeout or disconnect", ctx);
         }
     }
@@ -165,11 +174,7 @@ impl WsSession {
             return self.send(frame, true, ctx);
         };
         let canonical = entry.tool.spec().name.clone();
-        if let Err(e) = self.admit() {
-            return self.send(legacy::call_error(Some(&rid), &e, None), true, ctx);
-        }
         let timeout = self.deps.dispatcher.timeout_for_name(&canonical).as_secs();
-        self.send(legacy::ack(&rid, &canonical, timeout), true, ctx);
         let req = CallRequest {
             name: canonical.clone(),
             args: arguments,
@@ -177,9 +182,29 @@ impl WsSession {
             request_id: rid.clone(),
             principal: std::sync::Arc::clone(&self.principal),
             protocol: "legacy-ws",
-            progress: progress_sink(self.out.clone(), rid.clone(), canonical),
+            progress: progress_sink(self.out.clone(), Arc::clone(&self.gauge), rid.clone(), canonical.clone()),
         };
-        self.spawn_call(rid.clone(), ReplyTo::Legacy(rid), req, render_legacy_call);
+        let (results, session, r) = (Arc::clone(&self.deps.results), Arc::clone(&self.session_id), rid.clone());
+        let render: crate::engine::Render = Box::new(move |res| render_legacy_call(&results, &session, &r, res));
+        let caller = crate::engine::Caller {
+            dispatcher: &self.deps.dispatcher,
+            core: &self.core,
+            protocol: "legacy-ws",
+            route: super::Route::Attached,
+            draining: self.draining.is_some(),
+            principal: &self.principal,
+        };
+        // The ack goes out before the call can possibly finish (it runs as its own task).
+        match crate::engine::start_call(&caller, rid.clone(), ReplyTo::Legacy(rid.clone()), req, render) {
+            Ok(()) => self.send(legacy::ack(&rid, &canonical, timeout), true, ctx),
+            Err(crate::engine::StartError::Duplicate) => {
+                let note = format!("duplicate request; still processing ({canonical})");
+                self.send(legacy::progress(&rid, &canonical, Some(&note)), true, ctx)
+            }
+            Err(crate::engine::StartError::Refused(e)) => {
+                self.send(legacy::call_error(Some(&rid), &e, None), true, ctx)
+            }
+        }
     }
 
     /// Bare `progress` heartbeats for calls running longer than one interval.
@@ -201,10 +226,9 @@ impl WsSession {
     }
 }
 
-fn render_legacy_call(deps: &SessionDeps, session: &Arc<str>, to: &ReplyTo, res: &CallResult) -> Vec<String> {
-    let ReplyTo::Legacy(rid) = to else { return Vec::new() };
+fn render_legacy_call(results: &ResultCache, session: &str, rid: &str, res: &CallResult) -> Vec<String> {
     let frame = legacy::call_result(rid, res);
-    deps.results.put(session, rid, frame.clone());
+    results.put(session, rid, frame.clone());
     if res.outcome.is_ok() {
         vec![legacy::stream_complete(rid), frame]
     } else {

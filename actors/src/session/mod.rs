@@ -1,37 +1,53 @@
 //! `WsSession`: one actor per WebSocket connection, speaking MCP or the legacy EXAI protocol.
+//! It frames: bytes → typed messages → the session engine ([`crate::engine`]) → bytes. The
+//! logical session (calls, buffers, MCP state) is its [`SessionCore`], which outlives it.
 //!
-//! States ([`Mode`]): `Detecting` (no frame yet; the `mcp` subprotocol skips this) →
-//! `Mcp` (JSON-RPC) or `Legacy` (op protocol, after a good `hello`) → `Draining` (shutdown:
-//! new calls refused, in-flight calls finish until the deadline, then close 1001) → stopped.
+//! Protocol states ([`Mode`]): `Detecting` (no frame yet; the `mcp` subprotocol skips this) →
+//! `Mcp` (JSON-RPC) or `Legacy` (op protocol, after a good `hello`).
 //!
-//! Messages taken: inbound frames as a stream of [`Inbound`], [`DrainSession`] from the
-//! coordinator. Sent: [`RegisterSession`]/[`UnregisterSession`] to the coordinator, and every
-//! outgoing frame as [`Outbound`] into a bounded outbox drained by one writer task (frame order
-//! is preserved; a full outbox sheds progress/heartbeats and closes the connection 1013 if a
-//! terminal reply cannot be queued).
+//! Connection states (reconnection and backpressure):
+//! - *unattached*: a connection that resumes a live session waits for its handshake
+//!   (`initialize`, `hello`) so that reply precedes the session's buffered replies;
+//! - *attached*: replies of the session's calls flow into this connection's bounded outbox;
+//!   when it is full they wait in the core's buffer (bounded in count and bytes) and a pump
+//!   moves them as the client reads; progress is shed;
+//! - *stalled → lingering*: a client that has not read a reply for `stall_close_secs` is
+//!   closed 1013 ahead of queued frames (they return to the core for resume), and input is
+//!   read and discarded for the linger so the close frame is not lost to a reset;
+//! - *replaced*: another connection of the same principal attached to the session: closed
+//!   4004 (another principal is refused with 4005);
+//! - *detached* (the actor stopped): the core keeps the calls and replies for
+//!   `resume_grace_secs` when the client named the session, else cancels them;
+//! - *draining* (shutdown): new calls refused, in-flight calls finish until the deadline
+//!   (then `CANCELLED`), close 1001 once every reply is in the outbox.
 //!
-//! Calls on one connection run concurrently as futures spawned into this actor's context,
-//! so a ping or a cancel is answered while tools run. Cancelling drops the future, which
-//! releases its permits and aborts any provider request it awaits. Ends on client close,
-//! transport error, heartbeat timeout (no frame for `client_timeout_secs`), a protocol
-//! violation that closes the connection, or the end of a drain.
+//! Messages taken: inbound frames as a stream of [`Inbound`], [`CallFinished`] and
+//! [`core::SessionReplaced`] from its core, [`DrainSession`] from the coordinator. Sent:
+//! [`RegisterSession`]/[`UnregisterSession`] to the coordinator, and every outgoing frame as
+//! [`Outbound`] into a bounded outbox drained by one writer task (frame order is preserved).
+//!
+//! Calls run as tasks owned by the session core (spawned by the engine on this worker
+//! thread), so a ping or a cancel is answered while tools run, and a dropped connection does
+//! not stop them. Cancelling drops the future, which releases its permits and aborts any
+//! provider request it awaits. The actor ends on client close, transport error, heartbeat
+//! timeout (no frame for `client_timeout_secs`), no message within `hello_secs`, a protocol
+//! violation that closes the connection, a takeover, or the end of a drain.
 
 pub mod core;
 mod legacy;
 mod mcp;
 
-pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, SessionCore, SessionRegistry};
+pub use self::core::{BufferLimits, CallFinished, ReplyTo, ReturnSlot, Route, SessionCore, SessionRegistry};
 
 use self::core::CallEntry;
-use crate::coordinator::{DrainSession, RegisterSession, UnregisterSession};
-use crate::dispatch::{CallRequest, CallResult, Dispatcher};
-use crate::env::now_ms;
+use crate::clock::now_ms;
+use crate::dispatch::Dispatcher;
 use crate::limits::ConnGuard;
 use crate::ports::SessionRecord;
 use crate::result_cache::ResultCache;
+use crate::supervision::{DrainSession, RegisterSession, UnregisterSession};
 use actix::prelude::*;
 use bytes::Bytes;
-use futures_util::future::{AbortHandle, Abortable};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -117,6 +133,8 @@ pub struct SessionDeps {
 pub struct WriterLink {
     /// Closes the socket ahead of queued frames (a client that stopped reading).
     pub urgent_close: tokio::sync::oneshot::Sender<(u16, String)>,
+    /// Bytes in the outbox (the writer takes them back as it takes frames).
+    pub gauge: Arc<self::core::OutboxGauge>,
     /// Where the writer gives back the frames it could not write.
     pub return_slot: ReturnSlot,
 }
@@ -138,11 +156,34 @@ pub struct ConnInfo {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl WsSession {
+    /// Attach now unless already attached (a resumed connection waits for its handshake).
+    fn ensure_attached(&mut self, ctx: &mut Context<Self>) {
+        if !self.attached {
+            self.attach(ctx);
+        }
+    }
+
     /// Attach this connection to its session core: buffered replies flow first; replies that
     /// could not be kept while detached are answered with an explicit error now.
     fn attach(&mut self, ctx: &mut Context<Self>) {
+        // A named session belongs to the principal that first attached to it: another
+        // principal may not take it over (nor read its replies).
+        if !self.core.bind_principal(&self.principal) {
+            tracing::warn!(session = %self.session_id, peer = %self.info.peer,
+                           "attach to a session of another principal refused");
+            let code = crate::protocol::legacy::close::SESSION_OWNED;
+            return self.close(code, "this session belongs to another principal", ctx);
+        }
+        self.attached = true;
         self.return_slot.set(&self.core);
-        let (lost, overflow) = self.core.attach(self.conn_id, self.out.clone(), ctx.address().recipient());
+        let me = ctx.address();
+        let (lost, overflow) = self.core.attach(
+            self.conn_id,
+            self.out.clone(),
+            Arc::clone(&self.gauge),
+            me.clone().recipient(),
+            me.recipient(),
+        );
         for to in lost {
             let err = crate::error::ToolError::Unavailable(
                 "the reply did not fit the session's resume buffer and was dropped; resend the request".into(),
@@ -156,6 +197,9 @@ impl WsSession {
 
     /// Leave the session: it waits `resume grace` for its client, then its calls are cancelled.
     fn detach(&mut self) {
+        if !self.attached {
+            return;
+        }
         let sessions = self.deps.sessions.clone();
         match self.core.detach(self.conn_id) {
             Some(at) if self.resumable && self.mode != Mode::Detecting && !sessions.grace.is_zero() => {
@@ -176,6 +220,7 @@ impl WsSession {
     fn switch_session(&mut self, id: &str, ctx: &mut Context<Self>) {
         self.resumable = true;
         if id == self.session_id.as_ref() {
+            self.ensure_attached(ctx);
             return;
         }
         if self.core.detach(self.conn_id).is_some() && self.core.inflight() == 0 {
@@ -197,6 +242,8 @@ pub struct WsSession {
     deps: SessionDeps,
     mode: Mode,
     out: mpsc::Sender<Outbound>,
+    /// Bytes queued in `out`.
+    gauge: Arc<self::core::OutboxGauge>,
     /// Closes the socket ahead of queued frames (a client that stopped reading).
     urgent_close: Option<tokio::sync::oneshot::Sender<(u16, String)>>,
     /// Kept pointing at `core` so the writer can give back frames it did not write.
@@ -211,6 +258,11 @@ pub struct WsSession {
     /// MCP: this connection attached to a session that already existed (`?session_id=` of a
     /// session still within its resume grace), so its calls and buffered replies carry on.
     resumed: bool,
+    /// Attached to its core (a resumed connection attaches after its handshake reply, so
+    /// that reply comes before the buffered ones).
+    attached: bool,
+    /// A message (text or binary frame) has arrived on this connection.
+    seen_message: bool,
     last_seen: Instant,
     draining: Option<Instant>,
     closing: bool,
@@ -235,11 +287,14 @@ impl WsSession {
             conn_id,
             principal,
             resumed: existed && info.resume.is_some(),
+            attached: false,
+            seen_message: false,
             session_id: Arc::clone(core.id()),
             deps,
             mode,
             out,
             urgent_close: Some(link.urgent_close),
+            gauge: link.gauge,
             return_slot: link.return_slot,
             lingering: false,
             resumable: info.resume.is_some(),
@@ -271,15 +326,24 @@ impl WsSession {
             self.core.deliver(vec![text], None);
             return;
         }
-        match self.out.try_send(Outbound::Text(text)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.env().metrics.outbox_shed.with_label_values(&["progress"]).inc();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.closing = true;
-                ctx.stop();
-            }
+        if self.out.is_closed() {
+            self.closing = true;
+            return ctx.stop();
+        }
+        if self.gauge.try_send(&self.out, text).is_err() {
+            self.env().metrics.outbox_shed.with_label_values(&["progress"]).inc();
+        }
+    }
+
+    /// A reply that must precede anything buffered for the session (handshake replies of a
+    /// connection that is not attached yet) goes straight into the outbox.
+    fn send_first(&mut self, text: String, ctx: &mut Context<Self>) {
+        if self.attached {
+            return self.send(text, true, ctx);
+        }
+        if self.gauge.try_send(&self.out, text).is_err() {
+            self.closing = true;
+            ctx.stop();
         }
     }
 
@@ -346,53 +410,6 @@ impl WsSession {
         });
     }
 
-    /// Can a new call start? Returns the refusal otherwise.
-    fn admit(&self) -> Result<(), crate::error::ToolError> {
-        use crate::error::ToolError;
-        if self.draining.is_some() || self.env().runtime.is_shutting_down() {
-            return Err(ToolError::ShuttingDown);
-        }
-        let max = self.env().settings.session_max_inflight;
-        if self.core.inflight() >= max {
-            return Err(ToolError::OverCapacity {
-                message: format!("session concurrency limit reached ({max} calls in flight on this connection)"),
-                retry_after_secs: self.env().settings.retry_after_secs,
-            });
-        }
-        Ok(())
-    }
-
-    /// Start a call as its own task on this worker thread, owned by the session core (it
-    /// outlives this connection while the session may be resumed). `render` turns the result
-    /// into the terminal frames.
-    fn spawn_call(
-        &mut self,
-        key: String,
-        reply_to: ReplyTo,
-        req: CallRequest,
-        render: fn(&SessionDeps, &Arc<str>, &ReplyTo, &CallResult) -> Vec<String>,
-    ) {
-        let tool = req.name.clone();
-        // Every line logged while the call runs names its session and request.
-        let span = tracing::info_span!("call", session = %req.session_id, request = %req.request_id,
-                                       tool = %req.name, protocol = req.protocol);
-        let fut = tracing::Instrument::instrument(self.deps.dispatcher.call(req), span);
-        let (abort, registration) = AbortHandle::new_pair();
-        let poll = self.env().settings.idle_poll();
-        let (core, deps, sid, to, k) =
-            (Arc::clone(&self.core), self.deps.clone(), Arc::clone(&self.session_id), reply_to.clone(), key.clone());
-        self.core.add_call(key, CallEntry { abort, tool, started: Instant::now(), reply_to });
-        actix_rt::spawn(Abortable::new(
-            async move {
-                let res = fut.await;
-                crate::idle_poll::touch(poll);
-                let frames = render(&deps, &sid, &to, &res);
-                core.finish(&k, frames);
-            },
-            registration,
-        ));
-    }
-
     /// Cancel a call: drop its future (permits come back, provider requests abort).
     fn cancel_call(&mut self, key: &str) -> Option<CallEntry> {
         self.core.cancel(key)
@@ -450,6 +467,7 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: String, ctx: &mut Context<Self>) {
+        self.seen_message = true;
         self.env().metrics.frames.with_label_values(&["in"]).inc();
         match self.mode {
             Mode::Mcp => self.on_mcp_frame(&text, ctx),
@@ -543,7 +561,9 @@ impl Actor for WsSession {
             self.set_mode(Mode::Mcp);
             self.record_session(false);
         }
-        self.attach(ctx);
+        if !self.resumed {
+            self.attach(ctx);
+        }
         let s = &self.env().settings;
         let hb = Duration::from_secs(s.heartbeat_interval_secs.max(1));
         let progress = Duration::from_secs(s.progress_interval_secs.max(1));
@@ -582,7 +602,7 @@ impl StreamHandler<Inbound> for WsSession {
             Inbound::Text(t) => self.on_text(t, ctx),
             Inbound::Binary(b) => match String::from_utf8(b.to_vec()) {
                 Ok(t) => self.on_text(t, ctx),
-                Err(_) => self.close(1003, "binary frames must carry UTF-8 JSON", ctx),
+                Err(_) => self.close(1007, "binary frames must carry UTF-8 JSON", ctx),
             },
             Inbound::Ping(b) => {
                 let _ = self.out.try_send(Outbound::Pong(b));
@@ -609,6 +629,18 @@ impl Handler<CallFinished> for WsSession {
 
     fn handle(&mut self, _: CallFinished, ctx: &mut Context<Self>) {
         self.after_call(ctx);
+    }
+}
+
+impl Handler<self::core::SessionReplaced> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: self::core::SessionReplaced, ctx: &mut Context<Self>) {
+        tracing::info!(session = %self.session_id, "another connection of this principal took the session over");
+        // The session is no longer ours: leave it alone when this connection ends.
+        self.attached = false;
+        let code = crate::protocol::legacy::close::REPLACED;
+        self.close(code, "session taken over by a newer connection", ctx);
     }
 }
 

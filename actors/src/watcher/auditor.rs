@@ -18,10 +18,10 @@
 
 use super::analysis::{audit_prompt, parse_observations, AUDIT_SYSTEM};
 use super::budget::HourlyBudget;
-use crate::coordinator::{Crash, Drain, ExitNotifier};
-use crate::env::now_ms;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::ports::{AnalysisModel, NewObservation, Store, ToolCallQuery, ToolCallRecord};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use serde_json::json;
 use std::sync::Arc;

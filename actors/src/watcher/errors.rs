@@ -24,9 +24,9 @@
 use super::analysis::{error_prompt, parse_error_analysis, ERROR_SYSTEM};
 use super::budget::HourlyBudget;
 use super::normalize::{error_hash, normalize};
-use crate::coordinator::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::ports::{AnalysisModel, DiagnosticsStore, ErrorAnalysis, ErrorOccurrence, ErrorUpsert};
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use crossbeam_queue::ArrayQueue;
 use prometheus::IntCounter;

@@ -6,12 +6,17 @@
 //!   `application/json`, except `tools/call` from a client that accepts `text/event-stream`,
 //!   which is answered as SSE: progress and log notifications, then the response.
 //! - `GET /mcp` with `Accept: text/event-stream` opens the session's listening stream (one per
-//!   session, comment keepalives every 15 s); without that Accept → 405.
+//!   session, comment keepalives every 15 s); with `Last-Event-ID` it resumes the stream that
+//!   event belonged to (what came after it, then the rest as it arrives); without that
+//!   Accept → 405.
+//! - Every SSE event of a call carries an `id:`; a POST stream that drops does not cancel its
+//!   call: the reply waits in the session's event log (bounded in bytes) until it is read,
+//!   the session is deleted or it expires. During a drain, requests get 503.
 //! - `DELETE /mcp` ends the session and cancels its calls.
 //!
 //! Every request is checked first for Host (DNS-rebinding protection) and Origin (403), then
-//! the bearer token when one is configured (401). Calls go through the same `Dispatcher` and
-//! MCP semantics as the WebSocket transport, on the worker thread that received them.
+//! the bearer token when one is configured (401). Messages go through the session engine
+//! (`exai_actors::engine`), exactly as on the WebSocket transport; this module only frames.
 
 mod error;
 pub(crate) mod guard;
@@ -26,6 +31,7 @@ pub use error::HttpError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use exai_actors::dispatch::Dispatcher;
 use exai_actors::protocol::jsonrpc::{self, Incoming, ParseError};
+use exai_actors::session::SessionRegistry;
 use session::{CancelKind, Session, Sessions};
 use std::fmt;
 use std::sync::Arc;
@@ -72,14 +78,18 @@ pub struct McpHttp {
     dispatcher: Dispatcher,
     cfg: McpHttpConfig,
     sessions: Sessions,
+    /// The principal of every caller admitted (the configured token's, or `local`).
+    principal: Arc<str>,
 }
 
 impl McpHttp {
     /// The endpoint over `dispatcher`.
-    pub fn new(dispatcher: Dispatcher, cfg: McpHttpConfig) -> Arc<McpHttp> {
+    /// Sessions live in `registry` (shared with the other transports).
+    pub fn new(dispatcher: Dispatcher, cfg: McpHttpConfig, registry: SessionRegistry) -> Arc<McpHttp> {
         let idle = Duration::from_secs(cfg.session_idle_secs.max(1));
-        let sessions = Sessions::new(Arc::clone(dispatcher.env()), idle, cfg.max_sessions);
-        Arc::new(McpHttp { dispatcher, cfg, sessions })
+        let sessions = Sessions::new(Arc::clone(dispatcher.env()), registry, idle, cfg.max_sessions);
+        let principal = exai_actors::access::principal(cfg.auth_token.as_deref());
+        Arc::new(McpHttp { dispatcher, cfg, sessions, principal })
     }
 
     /// Live sessions (idle ones are swept first, at most once a second).
@@ -134,7 +144,13 @@ impl McpHttp {
 
     fn session_for(&self, req: &HttpRequest) -> Result<Arc<Session>, HttpError> {
         let id = guard::session_id(req)?;
-        let s = self.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+        let Some(s) = self.sessions.get(id) else {
+            // During a drain the session was closed by the shutdown, not forgotten: say so.
+            if self.dispatcher.env().runtime.is_shutting_down() {
+                return Err(session::shutting_down());
+            }
+            return Err(HttpError::SessionNotFound);
+        };
         s.touch();
         Ok(s)
     }
@@ -145,6 +161,13 @@ impl McpHttp {
         guard::check_content_type(req)?;
         let text = std::str::from_utf8(body)
             .map_err(|_| HttpError::Malformed(ParseError::NotJson("body is not UTF-8".into())))?;
+        if text.trim_start().starts_with('[') {
+            guard::check_protocol_version(req)?;
+            let session = self.session_for(req)?;
+            if exai_actors::engine::mcp::batches_allowed(&session.core) {
+                return Ok(rpc::batch(self, session, text).await);
+            }
+        }
         let msg = jsonrpc::parse(text).map_err(HttpError::Malformed)?;
         let accept = guard::accept(req);
         if let Incoming::Request { id, method, params } = &msg {
@@ -161,7 +184,7 @@ impl McpHttp {
                 Ok(rpc::request(self, session, id, &method, params, accept).await)
             }
             Incoming::Notification { method, params } => {
-                rpc::notification(&session, &method, params.as_ref());
+                rpc::notification(self, &session, &method, params.as_ref());
                 Ok(HttpResponse::Accepted().finish())
             }
             // We send no requests over HTTP; a stray response is acknowledged and dropped.
@@ -179,6 +202,13 @@ impl McpHttp {
         }
         guard::check_protocol_version(req)?;
         let session = self.session_for(req)?;
+        if let Some(last) = req.headers().get("last-event-id") {
+            // Resume a stream that dropped: what came after that event on that stream.
+            let (stream, seq) = last.to_str().ok().and_then(exai_actors::session::core::parse_event_id).ok_or(
+                HttpError::BadRequest("Last-Event-ID must be an event id this server sent (stream-seq)".into()),
+            )?;
+            return Ok(sse::response(sse::events(Arc::clone(&session.core), stream, seq), None));
+        }
         let (closed, guard) =
             session.open_stream().ok_or(HttpError::Conflict("a GET stream is already open for this session"))?;
         Ok(sse::response(sse::ListenStream::new(closed, guard), None))

@@ -1,38 +1,23 @@
-//! MCP requests and notifications arriving over Streamable HTTP.
+//! MCP requests and notifications arriving over Streamable HTTP: framing only.
 //!
-//! The semantics come from `exai_actors::protocol::mcp` and mirror the WebSocket session
-//! (prompts, task methods and task-augmented `tools/call` through `exai_actors::mcp_extra`):
-//! unknown tool or bad params → -32602, unknown method → -32601, a duplicate in-flight id →
-//! -32600, over capacity / shutting down / tool failure → a result with `isError: true`.
-//! What is specific to HTTP is the response shape: `application/json` with the single
-//! response, or (for `tools/call` when the client accepts `text/event-stream`, or for any
-//! request when it accepts nothing else) an SSE body.
+//! The engine's method match (`exai_actors::engine::mcp`) answers every message, exactly as
+//! on a WebSocket. What is specific to HTTP is the response shape: `application/json` with
+//! the single response, or (for `tools/call` when the client accepts `text/event-stream`, or
+//! for any request when it accepts nothing else) an SSE body whose events carry ids from the
+//! session's event log, so that a client whose stream dropped resumes with `GET` +
+//! `Last-Event-ID`. A call's stream that drops is not a cancel.
 
 use super::guard::{self, Accept};
-use super::session::{CancelKind, Refusal, Session, PROTOCOL};
-use super::sse::{self, CallStream};
+use super::session::{Session, PROTOCOL};
+use super::sse;
 use super::McpHttp;
 use actix_web::{HttpRequest, HttpResponse};
-use exai_actors::dispatch::CallRequest;
-use exai_actors::dispatch::CallResult;
-use exai_actors::error::ToolError;
-use exai_actors::mcp_extra::{self, ExtraCtx, Handled};
-use exai_actors::protocol::jsonrpc::{self, codes, RequestId};
-use exai_actors::protocol::mcp::{self, RpcError};
-use exai_actors::tools::ProgressSink;
-use futures_util::future::{Abortable, LocalBoxFuture};
-use serde_json::{json, Value};
+use exai_actors::engine::mcp::{self, Answer};
+use exai_actors::engine::Caller;
+use exai_actors::protocol::jsonrpc::{self, RequestId};
+use exai_actors::session::Route;
+use serde_json::Value;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tracing::Instrument;
-
-/// Key of a request id in the in-flight table.
-pub fn key(id: &RequestId) -> String {
-    match id {
-        RequestId::Num(n) => format!("n:{n}"),
-        RequestId::Str(s) => format!("s:{s}"),
-    }
-}
 
 /// Reply with one frame: JSON when acceptable, else a one-event SSE body.
 fn reply(frame: &str, accept: Accept, session: Option<&str>) -> HttpResponse {
@@ -47,13 +32,15 @@ fn reply(frame: &str, accept: Accept, session: Option<&str>) -> HttpResponse {
     b.body(frame.to_string())
 }
 
-fn rpc_error(http: &McpHttp, id: &RequestId, e: RpcError, accept: Accept) -> HttpResponse {
-    http.count_error(e.code);
-    reply(&e.to_frame(Some(id)), accept, None)
-}
-
-fn tool_error(id: &RequestId, e: &ToolError, accept: Accept) -> HttpResponse {
-    reply(&jsonrpc::result_frame(id, mcp::tool_error_result(e, None)), accept, None)
+fn caller<'a>(http: &'a McpHttp, core: &'a Arc<exai_actors::session::SessionCore>, route: Route) -> Caller<'a> {
+    Caller {
+        dispatcher: &http.dispatcher,
+        core,
+        protocol: PROTOCOL,
+        route,
+        draining: false,
+        principal: &http.principal,
+    }
 }
 
 /// `initialize`: negotiate, create the session, answer with its `Mcp-Session-Id`.
@@ -64,18 +51,26 @@ pub fn initialize(
     params: Option<Value>,
     accept: Accept,
 ) -> HttpResponse {
-    let env = http.dispatcher.env();
-    if env.runtime.is_shutting_down() {
-        return http.fail(super::session::shutting_down());
-    }
-    let (result, info) = match mcp::initialize(params.as_ref(), &env.settings) {
-        Ok(x) => x,
-        Err(e) => return rpc_error(http, &id, e, accept),
+    let core = match http.sessions.new_core() {
+        Ok(c) => c,
+        Err(e) => return http.fail(e),
     };
-    let peer = req.peer_addr().map(|a| a.ip().to_string());
-    match http.sessions.create(info, peer) {
-        Ok(session) => reply(&jsonrpc::result_frame(&id, result), accept, Some(&session.id)),
-        Err(e) => http.fail(e),
+    match mcp::request(&caller(http, &core, Route::Attached), id.clone(), "initialize", params) {
+        Answer::Initialized(result) => {
+            let peer = req.peer_addr().map(|a| a.ip().to_string());
+            match http.sessions.create(core, peer) {
+                Ok(session) => reply(&jsonrpc::result_frame(&id, result), accept, Some(&session.id)),
+                Err(e) => http.fail(e),
+            }
+        }
+        Answer::Frame(f) => {
+            http.sessions.discard(&core);
+            reply(&f, accept, None)
+        }
+        Answer::Started => {
+            http.sessions.discard(&core);
+            HttpResponse::Accepted().finish()
+        }
     }
 }
 
@@ -88,130 +83,73 @@ pub async fn request(
     params: Option<Value>,
     accept: Accept,
 ) -> HttpResponse {
-    let res = match method {
-        "ping" => Ok(json!({})),
-        "tools/list" => mcp::tools_list(params.as_ref(), http.dispatcher.registry()),
-        "logging/setLevel" => mcp::set_level(params.as_ref()).map(|l| {
-            session.set_log_level(l);
-            json!({})
-        }),
-        "tools/call" => return call(http, session, id, params, accept).await,
-        // Prompts and tasks: the transport-neutral hook.
-        other => match mcp_extra::handle(other, params.as_ref(), &extra_ctx(http, &session)) {
-            Some(Handled::Now(r)) => r,
-            Some(Handled::Later(fut)) => fut.await,
-            None => Err(RpcError::method_not_found(other)),
-        },
-    };
-    match res {
-        Ok(v) => reply(&jsonrpc::result_frame(&id, v), accept, None),
-        Err(e) => rpc_error(http, &id, e, accept),
-    }
-}
-
-/// What the prompts/tasks hook needs from this session. The HTTP GET stream carries no
-/// notifications, so task status changes are not pushed (clients poll `tasks/get`).
-fn extra_ctx(http: &McpHttp, session: &Session) -> ExtraCtx {
-    ExtraCtx {
-        dispatcher: http.dispatcher.clone(),
-        principal: exai_actors::access::principal(http.dispatcher.env().settings.auth_token.as_deref()),
-        session_id: Arc::clone(&session.id),
-        protocol: PROTOCOL,
-        notify: None,
-    }
-}
-
-async fn call(
-    http: &McpHttp,
-    session: Arc<Session>,
-    id: RequestId,
-    params: Option<Value>,
-    accept: Accept,
-) -> HttpResponse {
-    let mut p = match mcp::call_params(params) {
-        Ok(p) => p,
-        Err(e) => return rpc_error(http, &id, e, accept),
-    };
-    if http.dispatcher.registry().get(&p.name).is_none() {
-        return rpc_error(http, &id, RpcError::invalid_params(format!("Unknown tool: {}", p.name)), accept);
-    }
-    // A task-augmented call runs detached from this request (the hook stores it).
-    if let Some(task) = p.task.take() {
-        return match mcp_extra::call_as_task(p, task, &id, &extra_ctx(http, &session)).await {
-            Ok(v) => reply(&jsonrpc::result_frame(&id, v), accept, None),
-            Err(e) => rpc_error(http, &id, e, accept),
-        };
-    }
-    let env = Arc::clone(http.dispatcher.env());
-    exai_actors::idle_poll::touch(env.settings.idle_poll());
-    if env.runtime.is_shutting_down() {
-        return tool_error(&id, &ToolError::ShuttingDown, accept);
-    }
-    let ticket = match session.register_call(&key(&id), &p.name, env.settings.session_max_inflight) {
-        Ok(t) => t,
-        Err(Refusal::Duplicate) => {
-            let e = RpcError {
-                code: codes::INVALID_REQUEST,
-                message: format!("request id {id} is already in flight on this session"),
-                data: None,
-            };
-            return rpc_error(http, &id, e, accept);
-        }
-        Err(Refusal::OverCapacity(max)) => {
-            let e = ToolError::OverCapacity {
-                message: format!("session concurrency limit reached ({max} calls in flight on this session)"),
-                retry_after_secs: env.settings.retry_after_secs,
-            };
-            return tool_error(&id, &e, accept);
-        }
-        Err(Refusal::Closed) => return http.fail(super::error::HttpError::SessionNotFound),
-    };
-    let streaming = accept.sse;
-    let (progress, rx) = if streaming {
-        let (tx, rx) = mpsc::channel(env.settings.outbox_capacity.max(1));
-        let shed = env.metrics.outbox_shed.with_label_values(&["progress"]);
-        (sse::progress_sink(tx, p.progress_token, session.log_level(), shed), Some(rx))
+    exai_actors::idle_poll::touch(http.dispatcher.env().settings.idle_poll());
+    let core = &session.core;
+    let stream = core.new_stream();
+    // A client that accepts no SSE gets no progress (it could not be delivered).
+    let route = Route::Stream(stream);
+    let c = caller(http, core, route);
+    let answer = if accept.sse {
+        mcp::request(&c, id.clone(), method, params)
     } else {
-        (ProgressSink::none(), None)
+        json_only(&c, id.clone(), method, params)
     };
-    let req = CallRequest {
-        name: p.name,
-        args: p.arguments,
-        session_id: Arc::clone(&session.id),
-        request_id: id.to_string(),
-        principal: exai_actors::access::principal(env.settings.auth_token.as_deref()),
-        protocol: PROTOCOL,
-        progress,
-    };
-    // Every line logged while the call runs names its session and request.
-    let span = tracing::info_span!("call", session = %req.session_id, request = %req.request_id,
-                                   tool = %req.name, protocol = req.protocol);
-    let call: LocalBoxFuture<'static, CallResult> = Box::pin(http.dispatcher.call(req).instrument(span));
-    let fut = Abortable::new(call, ticket.registration);
-    if let Some(rx) = rx {
-        return sse::response(CallStream::new(fut, rx, id, ticket.kind, ticket.guard), None);
+    match answer {
+        Answer::Frame(f) => reply(&f, accept, None),
+        Answer::Initialized(r) => reply(&jsonrpc::result_frame(&id, r), accept, None),
+        Answer::Started if accept.sse => sse::response(sse::events(Arc::clone(core), stream, 0), None),
+        Answer::Started => match sse::terminal(Arc::clone(core), stream).await {
+            Some(frame) => reply(&frame, accept, None),
+            // Cancelled by the client: no JSON-RPC response; the HTTP request still needs an answer.
+            None => HttpResponse::Accepted().finish(),
+        },
     }
-    let outcome = fut.await;
-    exai_actors::idle_poll::touch(env.settings.idle_poll());
-    drop(ticket.guard);
-    match sse::final_frame(&id, outcome, &ticket.kind) {
-        Some(frame) => reply(&frame, accept, None),
-        // Cancelled by the client: no JSON-RPC response; the HTTP request still needs an answer.
-        None => HttpResponse::Accepted().finish(),
+}
+
+/// A JSON-only client: the same request, with no progress token (progress could not reach it).
+fn json_only(c: &Caller<'_>, id: RequestId, method: &str, mut params: Option<Value>) -> Answer {
+    if let Some(meta) = params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut) {
+        meta.remove("progressToken");
     }
+    mcp::request(c, id, method, params)
 }
 
 /// A notification on an established session (always answered 202 by the caller).
-pub fn notification(session: &Session, method: &str, params: Option<&Value>) {
-    if method != "notifications/cancelled" {
-        // `notifications/initialized` needs no action; unknown ones are ignored per the spec.
-        return;
-    }
-    let Some(id) = params.and_then(|p| p.get("requestId")).and_then(RequestId::from_value) else {
-        return;
+pub fn notification(http: &McpHttp, session: &Session, method: &str, params: Option<&Value>) {
+    mcp::notification(&caller(http, &session.core, Route::Attached), method, params);
+}
+
+/// A JSON-RPC batch on a session that negotiated 2025-03-26: every member is handled as if it
+/// came alone; the responses to its requests come back as one JSON array (202 when it held
+/// only notifications and responses).
+pub async fn batch(http: &McpHttp, session: Arc<Session>, text: &str) -> HttpResponse {
+    let items = match serde_json::from_str::<Vec<Value>>(text) {
+        Ok(items) if !items.is_empty() => items,
+        Ok(_) => return http.fail(super::HttpError::BadRequest("empty batch".into())),
+        Err(e) => return http.fail(super::HttpError::Malformed(jsonrpc::ParseError::NotJson(e.to_string()))),
     };
-    if let Some((tool, ran)) = session.cancel(&key(&id), CancelKind::Client) {
-        tracing::info!(session = %session.id, request = %id, tool = %tool,
-                       ran_ms = ran.as_millis() as u64, "call cancelled by client");
+    let core = &session.core;
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        match jsonrpc::parse_value(item) {
+            Ok(jsonrpc::Incoming::Request { id, method, params }) => {
+                let stream = core.new_stream();
+                let c = caller(http, core, Route::Stream(stream));
+                match json_only(&c, id.clone(), &method, params) {
+                    Answer::Frame(f) => out.push(f),
+                    Answer::Initialized(r) => out.push(jsonrpc::result_frame(&id, r)),
+                    Answer::Started => out.extend(sse::terminal(Arc::clone(core), stream).await),
+                }
+            }
+            Ok(jsonrpc::Incoming::Notification { method, params }) => {
+                notification(http, &session, &method, params.as_ref())
+            }
+            Ok(jsonrpc::Incoming::Response { .. }) => {}
+            Err(e) => out.push(e.to_frame()),
+        }
     }
+    if out.is_empty() {
+        return HttpResponse::Accepted().finish();
+    }
+    HttpResponse::Ok().content_type("application/json").body(format!("[{}]", out.join(",")))
 }

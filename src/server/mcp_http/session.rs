@@ -1,22 +1,23 @@
-//! Streamable HTTP sessions: the table shared by all workers, per-session state (log level,
-//! in-flight calls, the optional GET stream), idle expiry, and the bookkeeping every session
+//! Streamable HTTP sessions: the table shared by all workers, what only HTTP has per session
+//! (the optional GET stream, idle expiry; calls, the event log and MCP state are in the
+//! session's core, `exai_actors::session::SessionCore`), and the bookkeeping every session
 //! carries (the `sessions_http` runtime counter, `connections_active{protocol="mcp-http"}`,
 //! and the session row in the store).
 //!
 //! A session is idle when it has no call in flight, no open GET stream, and has seen no
 //! request for `session_idle_secs`; idle sessions are removed by a sweep that runs at most
 //! once a second on incoming requests (and by [`Sessions::sweep`]). Calls run on the worker
-//! that received them; cancelling one from another worker goes through its `AbortHandle`.
+//! that received them; cancelling one from another worker goes through the core's call table.
 
 use super::error::HttpError;
 use exai_actors::env::{now_ms, ToolEnv};
+use exai_actors::error::ToolError;
 use exai_actors::ports::SessionRecord;
-use exai_actors::protocol::jsonrpc::codes;
-use exai_actors::protocol::mcp::ClientInfo;
-use exai_actors::tools::LogLevel;
-use futures_util::future::{AbortHandle, AbortRegistration};
+use exai_actors::protocol::jsonrpc::{self, codes};
+use exai_actors::protocol::mcp;
+use exai_actors::session::{ReplyTo, SessionCore, SessionRegistry};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -24,99 +25,32 @@ use tokio::sync::oneshot;
 /// The `protocol` label and store value of this transport.
 pub const PROTOCOL: &str = "mcp-http";
 
-/// Why a call was aborted (stored before the abort so the call's owner can tell).
+/// Why a session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelKind {
-    /// `notifications/cancelled` or `DELETE`: send no response.
-    Client = 1,
-    /// Server shutdown: answer with a `CANCELLED` tool error.
-    Shutdown = 2,
-}
-
-impl CancelKind {
-    /// Read back a stored kind (0 = not cancelled).
-    pub fn load(cell: &AtomicU8) -> Option<CancelKind> {
-        match cell.load(Ordering::Acquire) {
-            1 => Some(CancelKind::Client),
-            2 => Some(CancelKind::Shutdown),
-            _ => None,
-        }
-    }
-}
-
-struct InFlight {
-    abort: AbortHandle,
-    kind: Arc<AtomicU8>,
-    tool: String,
-    started: Instant,
-    generation: u64,
-}
-
-impl InFlight {
-    fn cancel(&self, kind: CancelKind) {
-        self.kind.store(kind as u8, Ordering::Release);
-        self.abort.abort();
-    }
+    /// `DELETE` or idle expiry: calls are cancelled without a response.
+    Client,
+    /// Server shutdown: calls in flight are answered with a `CANCELLED` tool error.
+    Shutdown,
 }
 
 struct State {
-    log_level: LogLevel,
     last_seen: Instant,
-    inflight: HashMap<String, InFlight>,
     /// The open GET stream: its generation and the sender whose drop ends it.
     stream: Option<(u64, oneshot::Sender<()>)>,
     next_generation: u64,
     closed: bool,
 }
 
-/// One session.
+/// One session: the core's session (calls, event log, MCP state) plus what only HTTP has.
 pub struct Session {
     /// Session id (also the `Mcp-Session-Id` value).
     pub id: Arc<str>,
-    client_name: Option<String>,
-    client_version: Option<String>,
-    protocol_version: String,
+    /// The transport-neutral session.
+    pub core: Arc<SessionCore>,
     peer: Option<String>,
     created_at_ms: i64,
     state: Mutex<State>,
-}
-
-/// Why a call could not be registered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The id is already in flight on this session.
-    Duplicate,
-    /// The per-session in-flight limit is reached.
-    OverCapacity(usize),
-    /// The session ended meanwhile.
-    Closed,
-}
-
-/// A registered call: what the caller needs to run it abortably.
-pub struct CallTicket {
-    /// Pass to `Abortable::new`.
-    pub registration: AbortRegistration,
-    /// Why it was aborted, once it was.
-    pub kind: Arc<AtomicU8>,
-    /// Unregisters the call when dropped.
-    pub guard: InFlightGuard,
-}
-
-/// Removes a call from its session when the call ends or is dropped.
-pub struct InFlightGuard {
-    session: Arc<Session>,
-    key: String,
-    generation: u64,
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        let mut st = self.session.lock();
-        if st.inflight.get(&self.key).is_some_and(|f| f.generation == self.generation) {
-            st.inflight.remove(&self.key);
-        }
-        st.last_seen = Instant::now();
-    }
 }
 
 /// Marks the GET stream closed when the stream is dropped.
@@ -145,49 +79,9 @@ impl Session {
         self.lock().last_seen = Instant::now();
     }
 
-    /// Current minimum level for `notifications/message`.
-    pub fn log_level(&self) -> LogLevel {
-        self.lock().log_level
-    }
-
-    /// Set by `logging/setLevel`.
-    pub fn set_log_level(&self, level: LogLevel) {
-        self.lock().log_level = level;
-    }
-
-    /// Register a call under `key` (its request id) unless refused.
-    pub fn register_call(self: &Arc<Self>, key: &str, tool: &str, max: usize) -> Result<CallTicket, Refusal> {
-        let mut st = self.lock();
-        if st.closed {
-            return Err(Refusal::Closed);
-        }
-        if st.inflight.contains_key(key) {
-            return Err(Refusal::Duplicate);
-        }
-        if st.inflight.len() >= max {
-            return Err(Refusal::OverCapacity(max));
-        }
-        st.next_generation += 1;
-        let generation = st.next_generation;
-        let (abort, registration) = AbortHandle::new_pair();
-        let kind = Arc::new(AtomicU8::new(0));
-        let entry =
-            InFlight { abort, kind: Arc::clone(&kind), tool: tool.to_string(), started: Instant::now(), generation };
-        st.inflight.insert(key.to_string(), entry);
-        let guard = InFlightGuard { session: Arc::clone(self), key: key.to_string(), generation };
-        Ok(CallTicket { registration, kind, guard })
-    }
-
-    /// Cancel the call registered under `key`; returns its tool and run time if there was one.
-    pub fn cancel(&self, key: &str, kind: CancelKind) -> Option<(String, Duration)> {
-        let f = self.lock().inflight.remove(key)?;
-        f.cancel(kind);
-        Some((f.tool, f.started.elapsed()))
-    }
-
-    /// Calls in flight.
+    /// Calls in flight (running or queued).
     pub fn inflight(&self) -> usize {
-        self.lock().inflight.len()
+        self.core.inflight()
     }
 
     /// Open the GET stream; `None` when one is already open or the session ended.
@@ -204,35 +98,36 @@ impl Session {
     }
 
     fn is_idle(&self, now: Instant, idle: Duration) -> bool {
+        if self.core.inflight() > 0 {
+            return false;
+        }
         let st = self.lock();
-        st.inflight.is_empty() && st.stream.is_none() && now.saturating_duration_since(st.last_seen) > idle
+        st.stream.is_none() && now.saturating_duration_since(st.last_seen) > idle
     }
 
-    /// End the session: abort its calls and close its stream. False if it had already ended.
-    fn shut(&self, kind: CancelKind) -> bool {
+    /// Mark the session ended and close its GET stream. False if it had already ended.
+    fn shut(&self) -> bool {
         let mut st = self.lock();
         if st.closed {
             return false;
         }
         st.closed = true;
-        for (_, f) in st.inflight.drain() {
-            f.cancel(kind);
-        }
         st.stream = None;
         true
     }
 
     fn record(&self, env: &ToolEnv, closed: bool) {
         let now = now_ms();
+        let meta = self.core.meta();
         let rec = SessionRecord {
             id: self.id.to_string(),
             protocol: PROTOCOL.to_string(),
-            client_name: self.client_name.clone(),
-            client_version: self.client_version.clone(),
+            client_name: meta.client_name,
+            client_version: meta.client_version,
             created_at_ms: self.created_at_ms,
             last_seen_at_ms: now,
             closed_at_ms: closed.then_some(now),
-            metadata: serde_json::json!({ "peer_ip": self.peer, "protocol_version": self.protocol_version }),
+            metadata: serde_json::json!({ "peer_ip": self.peer, "protocol_version": meta.protocol_version }),
         };
         let store = Arc::clone(&env.store);
         // Fire and forget (as the WebSocket path does); outside a runtime there is nothing to
@@ -253,6 +148,7 @@ impl Session {
 /// All sessions of the endpoint.
 pub struct Sessions {
     map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    registry: SessionRegistry,
     env: Arc<ToolEnv>,
     idle: Duration,
     max: usize,
@@ -261,8 +157,21 @@ pub struct Sessions {
 
 impl Sessions {
     /// An empty table.
-    pub fn new(env: Arc<ToolEnv>, idle: Duration, max: usize) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), env, idle, max, last_sweep: Mutex::new(Instant::now()) }
+    pub fn new(env: Arc<ToolEnv>, registry: SessionRegistry, idle: Duration, max: usize) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), registry, env, idle, max, last_sweep: Mutex::new(Instant::now()) }
+    }
+
+    /// A session core for an `initialize` being answered (not yet a live session).
+    pub fn new_core(&self) -> Result<Arc<SessionCore>, HttpError> {
+        if self.env.runtime.is_shutting_down() {
+            return Err(shutting_down());
+        }
+        Ok(self.registry.create())
+    }
+
+    /// Forget a core whose `initialize` failed.
+    pub fn discard(&self, core: &Arc<SessionCore>) {
+        self.registry.remove(core);
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
@@ -280,34 +189,27 @@ impl Sessions {
         sessions.iter().map(|s| s.inflight()).sum()
     }
 
-    /// Create a session after a successful `initialize`.
-    pub fn create(&self, info: ClientInfo, peer: Option<String>) -> Result<Arc<Session>, HttpError> {
+    /// Make `core` a live session after a successful `initialize`.
+    pub fn create(&self, core: Arc<SessionCore>, peer: Option<String>) -> Result<Arc<Session>, HttpError> {
         if self.env.runtime.is_shutting_down() {
+            self.discard(&core);
             return Err(shutting_down());
         }
         if self.len() >= self.max {
             self.sweep();
         }
         let session = Arc::new(Session {
-            id: Arc::from(uuid::Uuid::new_v4().to_string()),
-            client_name: info.name,
-            client_version: info.version,
-            protocol_version: info.protocol_version,
+            id: Arc::clone(core.id()),
+            core,
             peer,
             created_at_ms: now_ms(),
-            state: Mutex::new(State {
-                log_level: LogLevel::Info,
-                last_seen: Instant::now(),
-                inflight: HashMap::new(),
-                stream: None,
-                next_generation: 0,
-                closed: false,
-            }),
+            state: Mutex::new(State { last_seen: Instant::now(), stream: None, next_generation: 0, closed: false }),
         });
         {
             let mut map = self.map();
             if map.len() >= self.max {
                 drop(map);
+                self.discard(&session.core);
                 self.env.metrics.connections_rejected.with_label_values(&["mcp_http_sessions"]).inc();
                 return Err(HttpError::Unavailable {
                     code: codes::OVER_CAPACITY,
@@ -322,7 +224,7 @@ impl Sessions {
         self.env.metrics.connections_total.with_label_values(&[PROTOCOL]).inc();
         session.record(&self.env, false);
         tracing::info!(session = %session.id, protocol = PROTOCOL, peer = ?session.peer,
-                       client = ?session.client_name, "session opened");
+                       client = ?session.core.meta().client_name, "session opened");
         Ok(session)
     }
 
@@ -346,8 +248,23 @@ impl Sessions {
     }
 
     fn finish(&self, s: &Session, kind: CancelKind, why: &str) {
-        if !s.shut(kind) {
+        if !s.shut() {
             return;
+        }
+        match kind {
+            CancelKind::Client => self.registry.remove(&s.core),
+            CancelKind::Shutdown => {
+                // Calls in flight are answered (their streams end after the answer), then the
+                // session closes; readers still take what is left in its log.
+                for entry in s.core.cancel_all() {
+                    let ReplyTo::Mcp(id) = &entry.reply_to else { continue };
+                    let e = ToolError::Cancelled { reason: "server shutting down; the session was closed".into() };
+                    let frame = jsonrpc::result_frame(id, mcp::tool_error_result(&e, None));
+                    exai_actors::engine::answer_cancelled(&s.core, &entry, frame);
+                }
+                s.core.close();
+                self.registry.forget(&s.core);
+            }
         }
         self.env.runtime.session_counter(PROTOCOL).fetch_sub(1, Ordering::Relaxed);
         self.env.metrics.connections_active.with_label_values(&[PROTOCOL]).dec();

@@ -11,7 +11,7 @@
 //! coordinator recreates it around the same handle.
 
 use super::{BreakerHandle, BreakerSnapshot};
-use crate::coordinator::{Child, ChildHandle, Crash, Drain, ExitNotifier};
+use crate::supervision::{Child, ChildHandle, Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use std::time::Duration;
 

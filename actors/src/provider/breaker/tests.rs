@@ -454,7 +454,7 @@ async fn actor_moves_an_idle_breaker_to_half_open() {
     assert_eq!(gauge(&m), 2);
     let snap = addr.send(GetBreakerSnapshot).await.unwrap();
     assert_eq!(snap.state, BreakerState::HalfOpen);
-    addr.send(crate::coordinator::Drain).await.unwrap();
+    addr.send(crate::supervision::Drain).await.unwrap();
 }
 
 #[actix_rt::test]
@@ -462,7 +462,7 @@ async fn state_survives_the_actor_crashing() {
     let (h, clock, _) = breaker(cfg());
     let first = BreakerActor::with_tick(h.clone(), Duration::from_millis(10), None).start();
     fail(&h, 5);
-    first.do_send(crate::coordinator::Crash("test".into()));
+    first.do_send(crate::supervision::Crash("test".into()));
     let deadline = Instant::now() + secs(5);
     while first.connected() && Instant::now() < deadline {
         actix_rt::time::sleep(Duration::from_millis(5)).await;
@@ -480,7 +480,7 @@ async fn state_survives_the_actor_crashing() {
 
 #[test]
 fn child_spec_names_the_breaker() {
-    use crate::coordinator::ChildSpec;
+    use crate::supervision::ChildSpec;
     let (h, _, _) = breaker(cfg());
     let (child, addr) = BreakerActor::child("breaker:kimi", h);
     assert_eq!(child.name(), "breaker:kimi");

@@ -7,7 +7,7 @@
 
 use crate::catalog::{builtin_models, Catalog, ProviderInfo};
 use crate::conversation::{ConversationSettings, Conversations};
-use crate::coordinator::{Child, ChildHandle, ChildSpec, SystemCoordinator};
+use crate::coordinator::SystemCoordinator;
 use crate::env::{RuntimeState, ToolEnv};
 use crate::error::ToolError;
 use crate::metrics::Metrics;
@@ -20,6 +20,7 @@ use crate::provider::service::{ProviderEntry, ProviderSet};
 use crate::provider::transport::ProviderTransport;
 use crate::provider::types::*;
 use crate::settings::CoreSettings;
+use crate::supervision::{Child, ChildHandle, ChildSpec};
 use crate::toollog::ToolLogQueue;
 use crate::tools::files::FileAccess;
 use crate::tools::{CallTiming, ProgressSink, Tool, ToolContext, ToolOutput};

@@ -19,13 +19,14 @@ impl DebugSleep {
     pub fn new() -> Self {
         DebugSleep(spec(
             "debug_sleep",
-            "Test-only: waits `ms` milliseconds in steps of `step_ms`, sending progress and a chunk per step, then returns `text`.",
+            "Test-only: waits `ms` milliseconds in steps of `step_ms`, sending progress and a chunk per step, then returns `text` (`repeat` times).",
             json!({
                 "type": "object",
                 "properties": {
                     "ms": { "type": "integer", "minimum": 0, "maximum": 600000 },
                     "step_ms": { "type": "integer", "minimum": 1, "maximum": 60000 },
-                    "text": { "type": "string", "maxLength": 10000 }
+                    "text": { "type": "string", "maxLength": 1048576 },
+                    "repeat": { "type": "integer", "minimum": 1, "maximum": 1000 }
                 },
                 "required": ["ms"],
                 "additionalProperties": false
@@ -52,7 +53,8 @@ impl Tool for DebugSleep {
     ) -> LocalBoxFuture<'static, Result<ToolOutput, ToolError>> {
         let total = args.get("ms").and_then(Value::as_u64).unwrap_or(0);
         let step = args.get("step_ms").and_then(Value::as_u64).unwrap_or(100).max(1);
-        let text = args.get("text").and_then(Value::as_str).unwrap_or("slept").to_string();
+        let repeat = args.get("repeat").and_then(Value::as_u64).unwrap_or(1).clamp(1, 1000) as usize;
+        let text = args.get("text").and_then(Value::as_str).unwrap_or("slept").repeat(repeat);
         Box::pin(async move {
             let steps = total.div_ceil(step).max(1);
             let mut left = total;

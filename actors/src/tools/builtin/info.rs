@@ -234,7 +234,7 @@ impl Tool for Health {
             let env = &ctx.env;
             let store = store_health(env).await;
             let actors = env.runtime.children();
-            let actors_ok = actors.iter().all(|c| c.state == crate::env::ChildState::Running);
+            let actors_ok = actors.iter().all(|c| c.state == crate::supervision::ChildState::Running);
             let store_ok = store["reachable"] == json!(true) && store["migrations_current"] == json!(true);
             Ok(ToolOutput::json(json!({
                 "healthy": actors_ok && store_ok && !env.runtime.is_shutting_down(),

@@ -16,6 +16,18 @@ fn in_use(fx: &Fx) -> usize {
     fx.env.runtime.inflight.in_use()
 }
 
+/// Slots in use once aborted calls' tasks have run (an abort drops the call's future the next
+/// time the worker polls its task, not inside the cancelling request).
+async fn settled_in_use(fx: &Fx) -> usize {
+    for _ in 0..100 {
+        if in_use(fx) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    in_use(fx)
+}
+
 #[actix_web::test]
 async fn version_as_json() {
     let fx = fixture(McpHttpConfig::default());
@@ -102,7 +114,7 @@ async fn cancel_stops_an_sse_call_without_a_response() {
     let rest = tokio::time::timeout(Duration::from_secs(5), rest(&mut stream)).await.expect("stream ended");
     assert!(!String::from_utf8_lossy(&rest).contains("\"result\""), "no response for a cancelled call");
     assert_eq!(fx.http.inflight_count(), 0);
-    assert_eq!(in_use(&fx), 0);
+    assert_eq!(settled_in_use(&fx).await, 0);
     assert_eq!(fx.env.metrics.tool_calls.with_label_values(&["debug_sleep", "cancelled"]).get(), 1);
 }
 
@@ -129,35 +141,64 @@ async fn cancel_stops_a_json_call() {
 }
 
 #[actix_web::test]
-async fn dropping_the_sse_body_cancels_the_call() {
+async fn dropping_the_sse_body_is_not_a_cancel_and_get_resumes_after_the_last_event_id() {
     let fx = fixture(McpHttpConfig::default());
     let app = app!(fx.http);
     let sid = init!(app);
-    let body = call_body(11, "debug_sleep", json!({"ms":20000,"step_ms":10}), Some(";"));
+    let body = call_body(11, "debug_sleep", json!({"ms":300,"step_ms":100,"text":"kept"}), Some("r"));
     let mut stream = send!(app, on(&sid, &body)).into_body();
-    next_chunk(&mut stream).await.unwrap();
-    assert_eq!(fx.http.inflight_count(), 1);
+    let first = next_chunk(&mut stream).await.unwrap();
+    let events = sse_events(&first);
+    let (Some(last_id), progress) = &events[0] else { panic!("every event has an id: {events:?}") };
+    assert_eq!(progress["method"], "notifications/progress");
     drop(stream);
+    assert_eq!(fx.http.inflight_count(), 1, "the call goes on without its stream");
+    let resume = |id: &str| {
+        TestRequest::get()
+            .uri("/mcp")
+            .insert_header(("host", "127.0.0.1:8080"))
+            .insert_header(("accept", "text/event-stream"))
+            .insert_header(("mcp-session-id", sid.as_str()))
+            .insert_header(("mcp-protocol-version", "2025-11-25"))
+            .insert_header(("last-event-id", id.to_string()))
+    };
+    let resp = send!(app, resume(last_id));
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(5), test::read_body(resp)).await.expect("stream ended");
+    let events = sse_events(&body);
+    let (id, last) = events.last().unwrap();
+    assert_eq!(last["id"], 11);
+    assert_eq!(last["result"]["content"][0]["text"], "kept");
+    assert!(id.is_some());
+    assert!(
+        events.iter().all(|(i, _)| i.as_deref() != Some(last_id.as_str())),
+        "nothing up to Last-Event-ID is replayed"
+    );
+    assert_eq!(fx.env.metrics.tool_calls.with_label_values(&["debug_sleep", "ok"]).get(), 1);
     assert_eq!(fx.http.inflight_count(), 0);
-    assert_eq!(in_use(&fx), 0);
-    assert_eq!(fx.env.metrics.inflight.get(), 0);
+    assert_eq!(send!(app, resume("x")).status(), 400, "a malformed Last-Event-ID is a clear error");
 }
 
 #[actix_web::test]
-async fn duplicate_ids_and_session_limit() {
+async fn duplicate_ids_and_session_queue() {
     let fx = fixture(McpHttpConfig::default());
     let app = app!(fx.http);
     let sid = init!(app);
     let long = |id| call_body(id, "debug_sleep", json!({"ms":20000}), None);
-    let a = send!(app, on(&sid, &long(1)));
+    let _a = send!(app, on(&sid, &long(1)));
     let v = body_json(send!(app, on(&sid, &long(1)))).await;
     assert_eq!(v["error"]["code"], -32600, "same id twice in flight");
-    let b = send!(app, on(&sid, &long(2)));
-    // The fixture allows two calls per session.
-    let v = body_json(send!(app, json_only(on(&sid, &long(3))))).await;
+    let _b = send!(app, on(&sid, &long(2)));
+    // The fixture runs two calls per session and queues one more; the next is refused.
+    let _c = send!(app, on(&sid, &long(3)));
+    let v = body_json(send!(app, json_only(on(&sid, &long(4))))).await;
     assert_eq!(v["result"]["isError"], true);
     assert_eq!(v["result"]["structuredContent"]["error"]["code"], "OVER_CAPACITY");
-    drop((a, b));
+    let msg = v["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(msg.contains("session") && !msg.contains("connection"), "{msg}");
+    for id in 1..=3 {
+        assert_eq!(send!(app, on(&sid, &cancel(id))).status(), 202);
+    }
     assert_eq!(fx.http.inflight_count(), 0);
     let v = body_json(send!(app, json_only(on(&sid, &call_body(1, "version", json!({}), None))))).await;
     assert_eq!(v["result"]["isError"], false, "the id is free again");
@@ -178,6 +219,6 @@ async fn close_all_answers_calls_with_cancelled() {
     assert_eq!(last["id"], 12);
     assert_eq!(last["result"]["isError"], true);
     assert_eq!(last["result"]["structuredContent"]["error"]["code"], "CANCELLED");
-    assert_eq!(in_use(&fx), 0);
+    assert_eq!(settled_in_use(&fx).await, 0);
     assert_eq!(send!(app, on(&sid, &call_body(13, "version", json!({}), None))).status(), 404);
 }

@@ -220,7 +220,10 @@ pub fn fixture(cfg: McpHttpConfig) -> Fx {
         conversations: Arc::new(Conversations::new(store.clone(), ConversationSettings::default())),
         files: Arc::new(FileAccess::new(&[], 1024, 4096).0),
     });
-    let http = McpHttp::new(Dispatcher::new(registry, Arc::clone(&env)), cfg);
+    // Two calls run per session and one more may wait for a slot.
+    let limits = exai_actors::session::BufferLimits { queue: 1, ..Default::default() };
+    let sessions = exai_actors::session::SessionRegistry::new(limits, std::time::Duration::from_secs(5), 2);
+    let http = McpHttp::new(Dispatcher::new(registry, Arc::clone(&env)), cfg, sessions);
     Fx { http, store, env }
 }
 
@@ -262,14 +265,20 @@ pub async fn body_json<B: MessageBody>(resp: ServiceResponse<B>) -> Value {
 
 /// The JSON messages of an SSE body, in order; every event must be `event: message`.
 pub fn sse_messages(body: &[u8]) -> Vec<Value> {
+    sse_events(body).into_iter().map(|(_, v)| v).collect()
+}
+
+/// The events of an SSE body with their ids (`id:` line, when present).
+pub fn sse_events(body: &[u8]) -> Vec<(Option<String>, Value)> {
     let text = std::str::from_utf8(body).unwrap();
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty() && !e.starts_with(':'))
         .map(|e| {
-            let mut lines = e.lines();
+            let mut lines = e.lines().peekable();
+            let id = lines.next_if(|l| l.starts_with("id: ")).map(|l| l[4..].to_string());
             assert_eq!(lines.next(), Some("event: message"), "event: {e:?}");
             let data = lines.next().and_then(|l| l.strip_prefix("data: ")).unwrap();
-            serde_json::from_str(data).unwrap()
+            (id, serde_json::from_str(data).unwrap())
         })
         .collect()
 }
