@@ -5,8 +5,8 @@
 //! upstream request, streaming to clients, and conversations across a restart.
 
 mod faults;
-mod long;
 mod http_resume;
+mod long;
 mod routing;
 mod tasks;
 mod threads;

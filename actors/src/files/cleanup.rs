@@ -13,9 +13,9 @@
 
 use super::cleanup_run::{run_cleanup, CleanupError, CleanupReport, CleanupSettings, Progress, ProgressCell};
 use super::ports::{BlobStore, FileRegistry, ProviderFiles};
-use crate::supervision::{Crash, Drain, ExitNotifier};
 use crate::metrics::Metrics;
 use crate::provider::service::ProviderSet;
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use async_trait::async_trait;
 use std::rc::Rc;

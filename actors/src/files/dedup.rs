@@ -33,11 +33,11 @@
 use super::hash::{inflight_size_key, Digests};
 use super::ports::{BlobStore, FileRef, FileRegistry, NewLease};
 use super::resolve::{store_error, Failed, Resolver};
-use crate::supervision::{Crash, Drain, ExitNotifier};
 use crate::clock::now_ms;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
 use crate::provider::service::ProviderSet;
+use crate::supervision::{Crash, Drain, ExitNotifier};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -24,9 +24,9 @@ use super::router::{auto_slot, counterpart, slot_model, RoutingConfig, StepInfo}
 use super::types::{ChatRequest, ChatResponse, ErrorClass, ProviderError, RequestTimeouts, StreamEvent};
 use crate::catalog::{Catalog, ModelEntry};
 use crate::cluster::{ClusterGate, GateRefusal};
-use crate::supervision::ChildHandle;
 use crate::error::ToolError;
 use crate::metrics::Metrics;
+use crate::supervision::ChildHandle;
 use crate::tools::{ProgressEvent, ProgressSink, ToolContext};
 use serde::Serialize;
 use std::sync::Arc;

@@ -12,9 +12,19 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body as JSON (panics with the body when it is not).
+    /// The body as JSON (panics with the body when it is not). A Streamable HTTP answer
+    /// may come as an event stream when the client accepts both: its last `data:` line
+    /// holding JSON is the message.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        if let Ok(v) = serde_json::from_str(&self.body) {
+            return v;
+        }
+        self.body
+            .lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find_map(|d| serde_json::from_str(d.trim()).ok())
+            .unwrap_or_else(|| panic!("not JSON and no JSON event: {}", self.body))
     }
 
     /// A response header (case-insensitive name).
