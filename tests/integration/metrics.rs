@@ -327,3 +327,26 @@ async fn the_docs_list_exactly_the_families_a_scrape_has() {
         assert_eq!(s.value(name, &labels), 0.0, "{name}{labels:?}");
     }
 }
+
+/// JSON-RPC errors count under the documented transport labels, never an undocumented one:
+/// a bad request over WebSocket moves `protocol="mcp-ws"`, a bad frame too.
+#[actix_rt::test]
+async fn protocol_errors_count_under_the_documented_labels() {
+    let server = server();
+    let mut c = WsClient::connect(&server.ws_url("/mcp"), WsOptions::mcp()).await;
+    c.mcp_initialize().await;
+    let (_, before) = scrape(&server).await;
+    let r = c.request(5, "tools/list", json!({"cursor": "bogus"})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    c.send_text("{not json").await;
+    let parse_error = c.recv_json(Duration::from_secs(10)).await;
+    assert_eq!(parse_error["error"]["code"], -32700, "{parse_error}");
+    let (text, after) = scrape(&server).await;
+    let delta = |labels: &[(&str, &str)]| {
+        after.value("exai_protocol_errors_total", labels)
+            - before.get("exai_protocol_errors_total", labels).unwrap_or(0.0)
+    };
+    assert_eq!(delta(&[("protocol", "mcp-ws"), ("code", "-32602")]), 1.0);
+    assert_eq!(delta(&[("protocol", "mcp-ws"), ("code", "-32700")]), 1.0);
+    assert!(!text.contains("protocol=\"mcp\""), "no undocumented protocol label");
+}

@@ -44,7 +44,7 @@ fn extra_ctx(c: &Caller<'_>) -> ExtraCtx {
 fn answer_later(c: &Caller<'_>, id: &RequestId, fut: LocalBoxFuture<'static, Result<Value, RpcError>>) -> Answer {
     let (core, route, id) = (Arc::clone(c.core), c.route, id.clone());
     let errors = c.dispatcher.env().metrics.protocol_errors.clone();
-    let label = if c.protocol == "mcp-http" { "mcp-http" } else { "mcp" };
+    let label = super::mcp::error_label(c.protocol);
     actix_rt::spawn(async move {
         let frame = match fut.await {
             Ok(v) => jsonrpc::result_frame(&id, v),

@@ -37,11 +37,14 @@ pub fn key(id: &RequestId) -> String {
     }
 }
 
-fn error_label(protocol: &str) -> &'static str {
+/// The `protocol` label of `exai_protocol_errors_total` for an MCP transport: `mcp-http`
+/// for Streamable HTTP, `mcp-ws` for WebSocket (and the stdio bridge, which reaches the
+/// server over WebSocket), as documented and pre-registered.
+pub fn error_label(protocol: &str) -> &'static str {
     if protocol == "mcp-http" {
         "mcp-http"
     } else {
-        "mcp"
+        "mcp-ws"
     }
 }
 

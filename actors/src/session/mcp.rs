@@ -42,7 +42,11 @@ impl WsSession {
                     jsonrpc::ParseError::NotJson(_) => "-32700",
                     jsonrpc::ParseError::Invalid { .. } => "-32600",
                 };
-                self.env().metrics.protocol_errors.with_label_values(&["mcp", code]).inc();
+                self.env()
+                    .metrics
+                    .protocol_errors
+                    .with_label_values(&[crate::engine::mcp::error_label("mcp-ws"), code])
+                    .inc();
                 self.send(e.to_frame(), true, ctx);
             }
             Ok(m) => self.on_mcp_message(m, ctx),
